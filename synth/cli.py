@@ -1,0 +1,107 @@
+"""The `synth` command: argument parsing only; the work happens in the modules it calls."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from synth.errors import SynthError
+
+DEMO_PRESET = "warm-pad"
+DEMO_SCORE = Path(__file__).resolve().parent.parent / "presets" / "scores" / "demo.jsonl"
+
+
+def _render(args: argparse.Namespace) -> int:
+    from synth.presets import load_preset
+    from synth.render import render_file
+
+    out = Path(args.output)
+    summary = render_file(load_preset(args.preset), args.score, out, sample_rate=args.sample_rate,
+                          fmt=args.format, tail_s=args.tail, block_size=args.block_size,
+                          channels=args.channels, progress=not args.quiet)
+    print("\n".join(summary.lines()))
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from synth.io.playback import play_file
+    from synth.presets import load_preset
+    from synth.render import render_file
+
+    out = Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    summary = render_file(load_preset(args.preset), DEMO_SCORE, out)
+    print("\n".join(summary.lines()))
+    print(f"demo file: {out.resolve()}")
+    if not args.no_play:
+        print(play_file(out))
+    return 0
+
+
+def _presets(args: argparse.Namespace) -> int:
+    from synth.presets import list_presets, load_preset
+
+    for name in list_presets():
+        spec = load_preset(name)
+        print(f"{name:16} {spec.description}")
+    return 0
+
+
+def _plugins(args: argparse.Namespace) -> int:
+    from synth.plugins import available, discover
+
+    for name, cls in sorted(available().items()):
+        print(f"{name} ({cls.kind})")
+        for spec in cls.param_specs:
+            default = spec.display(spec.default_value)
+            print(f"  {spec.name:14} {spec.describe():34} default {default!r:8} {spec.doc}")
+    for problem in discover():
+        print(f"not loaded: {problem}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="synth", description="Realtime synthesis engine and plugin host.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    render = commands.add_parser("render", help="render a score (MIDI or JSON Lines) to a WAV file")
+    render.add_argument("preset", help="preset name (see `synth presets`) or path to a .toml file")
+    render.add_argument("score", help="score: .mid (standard MIDI file) or .jsonl (timed messages)")
+    render.add_argument("-o", "--output", required=True, help="output WAV file")
+    render.add_argument("--sample-rate", type=int, default=48000, help="Hz (default 48000)")
+    render.add_argument("--format", choices=("float32", "pcm16", "pcm24"), default="float32")
+    render.add_argument("--tail", type=float, default=2.0, help="seconds after the last event (default 2)")
+    render.add_argument("--block-size", type=int, default=256, help="frames per block (default 256)")
+    render.add_argument("--channels", type=int, choices=(1, 2), default=2)
+    render.add_argument("--quiet", action="store_true", help="no progress bar")
+    render.set_defaults(run=_render)
+
+    demo = commands.add_parser("demo", help="render the demo score to WAV and play it where a device exists")
+    demo.add_argument("--preset", default=DEMO_PRESET)
+    demo.add_argument("-o", "--output", default="renders/demo.wav")
+    demo.add_argument("--no-play", action="store_true", help="only write the file")
+    demo.set_defaults(run=_demo)
+
+    commands.add_parser("presets", help="list the shipped presets").set_defaults(run=_presets)
+    commands.add_parser("plugins", help="list plugins and their parameters").set_defaults(run=_plugins)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if getattr(args, "tail", 0.0) < 0:
+        print("synth: error: --tail must be >= 0 seconds", file=sys.stderr)
+        return 2
+    try:
+        return args.run(args)
+    except SynthError as error:
+        print(f"synth: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("synth: interrupted; no partial output was left behind", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

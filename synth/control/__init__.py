@@ -1,0 +1,1 @@
+"""Control input: OSC-style addresses and MIDI messages, both turned into engine Events."""

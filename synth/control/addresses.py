@@ -1,0 +1,103 @@
+"""The address space shared by JSON Lines scores and (later) the OSC server: message -> Events.
+
+| address                     | arguments               | effect                                   |
+|-----------------------------|-------------------------|------------------------------------------|
+| /note/on                    | note velocity [channel] | note 0..127, velocity 0..127 (0 = off)   |
+| /note/off                   | note [channel]          | release the note                         |
+| /notes/off                  | (none)                  | release every voice                      |
+| /param/<id>/<name>          | value                   | set a parameter in native units          |
+| /param/<id>/<name>/norm     | position                | set a parameter from a 0..1 position     |
+| any address in [osc.map]    | position                | the mapped parameter, from 0..1          |
+
+Numbers may be ints, floats or booleans (controllers differ). Channels are 1..16.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from synth.engine import Engine
+from synth.errors import SynthError
+from synth.events import AllNotesOff, Event, NoteOff, NoteOn, ParamChange
+
+
+def _number(value: object, what: str) -> float:
+    if isinstance(value, bool):
+        return float(value)
+    if isinstance(value, (int, float)) and math.isfinite(value):
+        return float(value)
+    raise SynthError(f"{what}: expected a finite number, got {value!r}")
+
+
+def _integer(value: object, what: str, low: int, high: int) -> int:
+    number = _number(value, what)
+    if not number.is_integer() or not low <= number <= high:
+        raise SynthError(f"{what}: expected an integer in {low}..{high}, got {value!r}")
+    return int(number)
+
+
+def _arity(address: str, args: Sequence, low: int, high: int) -> None:
+    if not low <= len(args) <= high:
+        wanted = str(low) if low == high else f"{low}..{high}"
+        raise SynthError(f"{address}: expected {wanted} argument{'s' * (high != 1)}, got {len(args)}")
+
+
+class MessageTranslator:
+    """Turns (address, args) into Events for one engine.
+
+    strict=True (scores): out-of-range parameter values are errors.
+    strict=False (live control): they are clamped into range, as controllers expect.
+    osc_map: extra addresses (from a preset's [osc.map]) -> (slot id, parameter), taking 0..1.
+    """
+
+    def __init__(self, engine: Engine, osc_map: dict[str, tuple[str, str]] | None = None, strict: bool = True):
+        self.engine = engine
+        self.osc_map = dict(osc_map or {})
+        self.strict = strict
+
+    def translate(self, address: str, args: Sequence, time_samples: int) -> list[Event]:
+        """Events for one message; SynthError naming the address and the problem."""
+        if address == "/note/on":
+            _arity(address, args, 2, 3)
+            note = _integer(args[0], f"{address} note", 0, 127)
+            velocity = round(_number(args[1], f"{address} velocity"))
+            if not 0 <= velocity <= 127:
+                raise SynthError(f"{address} velocity: expected 0..127, got {args[1]!r}")
+            channel = _integer(args[2], f"{address} channel", 1, 16) if len(args) == 3 else None
+            if velocity == 0:
+                return [NoteOff(time_samples, note, channel)]
+            return [NoteOn(time_samples, note, velocity, channel)]
+        if address == "/note/off":
+            _arity(address, args, 1, 2)
+            note = _integer(args[0], f"{address} note", 0, 127)
+            channel = _integer(args[1], f"{address} channel", 1, 16) if len(args) == 2 else None
+            return [NoteOff(time_samples, note, channel)]
+        if address == "/notes/off":
+            _arity(address, args, 0, 0)
+            return [AllNotesOff(time_samples)]
+        if address in self.osc_map:
+            slot_id, name = self.osc_map[address]
+            return [self._param(address, slot_id, name, args, normalized=True, time_samples=time_samples)]
+        parts = address.split("/")
+        if len(parts) in (4, 5) and parts[1] == "param" and (len(parts) == 4 or parts[4] == "norm"):
+            return [self._param(address, parts[2], parts[3], args, len(parts) == 5, time_samples)]
+        raise SynthError(f"{address}: unknown address (see the address table in the README)")
+
+    def _param(self, address, slot_id, name, args, normalized, time_samples) -> ParamChange:
+        _arity(address, args, 1, 1)
+        try:
+            spec = self.engine.param_spec(slot_id, name)
+        except SynthError as error:
+            raise SynthError(f"{address}: {error}") from None
+        value = args[0]
+        if normalized:
+            position = _number(value, address)
+            if self.strict and not 0.0 <= position <= 1.0:
+                raise SynthError(f"{address}: expected a position in 0..1, got {value!r}")
+            native = spec.from_normalized(position)
+        elif self.strict or isinstance(value, str):
+            native = spec.coerce(value, where=address)
+        else:
+            native = spec.clamp(_number(value, address))
+        return ParamChange(time_samples, slot_id, name, native)

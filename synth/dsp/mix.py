@@ -1,0 +1,82 @@
+"""Bus arithmetic and the master safety stage. Buses are float32 [channels, max_block]."""
+
+import math
+
+from numba import njit
+
+
+@njit(nogil=True, cache=True)
+def clear(bus, n):
+    """Zero the first n samples of every channel."""
+    for c in range(bus.shape[0]):
+        for i in range(n):
+            bus[c, i] = 0.0
+
+
+@njit(nogil=True, cache=True)
+def add_into(bus, source, n):
+    """bus[:, :n] += source[:, :n]."""
+    for c in range(bus.shape[0]):
+        for i in range(n):
+            bus[c, i] += source[c, i]
+
+
+@njit(nogil=True, cache=True)
+def add_mono(bus, mono, n, gain_db_start, gain_db_end):
+    """Add a mono signal to every channel with a gain ramp (dB, interpolated per sample)."""
+    step = (gain_db_end - gain_db_start) / n if n > 1 else 0.0
+    for i in range(n):
+        gain = 10.0 ** ((gain_db_start + step * i) / 20.0)
+        x = mono[i] * gain
+        for c in range(bus.shape[0]):
+            bus[c, i] += x
+
+
+@njit(nogil=True, cache=True)
+def all_finite(bus, n):
+    """True when no sample in bus[:, :n] is NaN or infinite."""
+    for c in range(bus.shape[0]):
+        for i in range(n):
+            if not math.isfinite(bus[c, i]):
+                return False
+    return True
+
+
+@njit(nogil=True, cache=True)
+def write_output(bus, out, offset, n, ceiling):
+    """Copy bus[:, :n] into the interleaved out[offset:offset+n, :], clamped to +-ceiling.
+
+    Returns how many samples had to be clamped. out: float32 [frames, channels].
+    """
+    clamped = 0
+    for i in range(n):
+        for c in range(bus.shape[0]):
+            x = bus[c, i]
+            if x > ceiling:
+                x = ceiling
+                clamped += 1
+            elif x < -ceiling:
+                x = -ceiling
+                clamped += 1
+            out[offset + i, c] = x
+    return clamped
+
+
+@njit(nogil=True, cache=True)
+def gain_pan(bus, n, gain_db_start, gain_db_end, pan_start, pan_end):
+    """Gain (dB) and constant-power pan (-1 left .. +1 right; centre leaves both channels at unity).
+
+    Both are interpolated per sample across the segment. A mono bus only gets the gain.
+    """
+    gain_step = (gain_db_end - gain_db_start) / n if n > 1 else 0.0
+    pan_step = (pan_end - pan_start) / n if n > 1 else 0.0
+    stereo = bus.shape[0] == 2
+    for i in range(n):
+        gain = 10.0 ** ((gain_db_start + gain_step * i) / 20.0)
+        if stereo:
+            angle = (pan_start + pan_step * i + 1.0) * 0.25 * math.pi
+            bus[0, i] *= gain * math.cos(angle) * math.sqrt(2.0)
+            bus[1, i] *= gain * math.sin(angle) * math.sqrt(2.0)
+        else:
+            for c in range(bus.shape[0]):
+                bus[c, i] *= gain

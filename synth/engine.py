@@ -1,0 +1,225 @@
+"""Engine: a chain of plugins, their voices and a sample-accurate scheduler; `process` fills a block.
+
+The callback contract. `Engine.process(out)` runs on the audio thread (PortAudio's callback) and
+everything it reaches keeps to these rules:
+- it allocates no arrays: every buffer is made in `prepare()`; kernels take a sample count `n` and
+  work from index 0, so nothing is sliced;
+- it does no file or network I/O, takes no lock another thread may hold, and never logs;
+- it never compiles: `prepare()` runs every kernel once (numba's cache makes later starts quick);
+- it always fills the whole output buffer, whatever a plugin does;
+- it counts what goes wrong (late events, non-finite blocks, clamped samples, dropped events)
+  instead of raising.
+Other threads hand events over with `post()` (a bounded queue, drained at the start of a block).
+
+Per block: drain posted events into the scheduler; split the block at each event's sample time and
+apply the event there; for each segment, sum the instruments into the bus, run the effects in
+order, then the master safety stage (non-finite output -> silence, counted, plugin reset; a hard
+ceiling the output cannot pass).
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from synth.dsp.mix import add_into, all_finite, clear, write_output
+from synth.errors import SynthError
+from synth.events import AllNotesOff, Event, NoteOff, NoteOn, ParamChange, Scheduler
+from synth.params import ParamSpec
+from synth.plugins import Instrument, Plugin
+
+DEFAULT_CEILING_DB = -0.3
+DEFAULT_INBOX_CAPACITY = 4096
+MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 8000, 192000
+MIN_BLOCK, MAX_BLOCK = 1, 8192
+
+
+@dataclass
+class Slot:
+    """One plugin in the chain. id names it in addresses (/param/<id>/<name>); channel 1..16
+    limits an instrument to notes on that MIDI channel (None: every channel)."""
+
+    id: str
+    plugin: Plugin
+    channel: int | None = None
+    nonfinite_segments: int = 0
+
+
+@dataclass
+class EngineCounters:
+    """What went wrong (or was worth counting) since the engine started."""
+
+    blocks: int = 0
+    late_events: int = 0
+    nonfinite_blocks: int = 0
+    clamped_samples: int = 0
+    stolen_voices: int = 0
+    dropped_events: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class Engine:
+    """The chain and its clock. Call `prepare()` once, then `process(out)` per block.
+
+    sample_rate: Hz. max_block: the most frames one process call renders at a time (longer calls
+    are split). channels: 1 or 2. ceiling_db: the master stage's hard ceiling in dBFS.
+    """
+
+    slots: list[Slot]
+    sample_rate: int = 48000
+    max_block: int = 512
+    channels: int = 2
+    ceiling_db: float = DEFAULT_CEILING_DB
+    inbox_capacity: int = DEFAULT_INBOX_CAPACITY
+    counters: EngineCounters = field(default_factory=EngineCounters)
+
+    def __post_init__(self) -> None:
+        check_stream_format(self.sample_rate, self.max_block, self.channels)
+        ids = [slot.id for slot in self.slots]
+        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        if duplicates:
+            raise SynthError(f"chain ids must be unique; repeated: {', '.join(duplicates)}")
+        self._by_id = {slot.id: slot for slot in self.slots}
+        self._instruments = [s for s in self.slots if isinstance(s.plugin, Instrument)]
+        self._effects = [s for s in self.slots if not isinstance(s.plugin, Instrument)]
+        self._ceiling = 10.0 ** (self.ceiling_db / 20.0)
+        self._scheduler = Scheduler()
+        self._inbox: collections.deque[Event] = collections.deque()
+        self.sample_time = 0
+        self._prepared = False
+
+    # --- set-up (not on the audio thread) -------------------------------------------------
+
+    def prepare(self) -> None:
+        """Make every buffer and compile every kernel; safe to call again (resets the engine)."""
+        self._bus = np.zeros((self.channels, self.max_block), dtype=np.float32)
+        self._source = np.zeros((self.channels, self.max_block), dtype=np.float32)
+        for slot in self.slots:
+            slot.plugin.prepare(self.sample_rate, self.max_block, self.channels)
+        warm_out = np.zeros((self.max_block, self.channels), dtype=np.float32)
+        clear(self._bus, 1)
+        add_into(self._bus, self._source, 1)
+        all_finite(self._bus, 1)
+        write_output(self._bus, warm_out, 0, 1, self._ceiling)
+        self._scheduler.clear()
+        self._inbox.clear()
+        self.sample_time = 0
+        self.counters = EngineCounters()
+        self._prepared = True
+
+    def schedule(self, event: Event) -> None:
+        """Queue an event from the thread that calls process (offline renders, tests)."""
+        self._scheduler.push(event)
+
+    def post(self, event: Event) -> bool:
+        """Queue an event from another thread (control servers). False, and counted, when full."""
+        if len(self._inbox) >= self.inbox_capacity:
+            self.counters.dropped_events += 1
+            return False
+        self._inbox.append(event)
+        return True
+
+    def slot(self, slot_id: str) -> Slot:
+        """The chain slot called `slot_id`; SynthError naming the chain otherwise."""
+        try:
+            return self._by_id[slot_id]
+        except KeyError:
+            raise SynthError(f"no plugin {slot_id!r} in the chain (it has: {', '.join(self._by_id)})") from None
+
+    def param_spec(self, slot_id: str, name: str) -> ParamSpec:
+        """Spec of parameter `name` of chain slot `slot_id` (SynthError if either is unknown)."""
+        return type(self.slot(slot_id).plugin).param_spec(name)
+
+    @property
+    def active_voices(self) -> int:
+        return sum(slot.plugin.active_voices for slot in self._instruments)
+
+    # --- the audio thread -------------------------------------------------------------------
+
+    def process(self, out: np.ndarray) -> None:
+        """Fill `out` (float32 [frames, channels], C-contiguous) with the next frames of audio."""
+        while self._inbox:
+            self._scheduler.push(self._inbox.popleft())
+        frames = out.shape[0]
+        block_start = self.sample_time
+        self._block_fault = False
+        cursor = 0
+        while cursor < frames:
+            now = block_start + cursor
+            next_time = self._scheduler.next_time()
+            while next_time is not None and next_time <= now:
+                event = self._scheduler.pop()
+                if event.time_samples < block_start:
+                    self.counters.late_events += 1
+                self._apply(event)
+                next_time = self._scheduler.next_time()
+            end = min(frames, cursor + self.max_block)
+            if next_time is not None and next_time - block_start < end:
+                end = next_time - block_start
+            self._render_segment(out, cursor, end - cursor)
+            cursor = end
+        self.sample_time += frames
+        self.counters.blocks += 1
+        if self._block_fault:
+            self.counters.nonfinite_blocks += 1
+
+    def _apply(self, event: Event) -> None:
+        match event:
+            case NoteOn(note=note, velocity=velocity, channel=channel):
+                for slot in self._instruments:
+                    if slot.channel is None or channel is None or slot.channel == channel:
+                        if slot.plugin.note_on(note, velocity):
+                            self.counters.stolen_voices += 1
+            case NoteOff(note=note, channel=channel):
+                for slot in self._instruments:
+                    if slot.channel is None or channel is None or slot.channel == channel:
+                        slot.plugin.note_off(note)
+            case AllNotesOff():
+                for slot in self._instruments:
+                    slot.plugin.all_notes_off()
+            case ParamChange(slot_id=slot_id, name=name, value=value):
+                self._by_id[slot_id].plugin.set_param(name, value)
+
+    def _render_segment(self, out: np.ndarray, offset: int, n: int) -> None:
+        bus, source = self._bus, self._source
+        clear(bus, n)
+        for slot in self._instruments:
+            clear(source, n)
+            slot.plugin.process(source, n)
+            if all_finite(source, n):
+                add_into(bus, source, n)
+            else:
+                self._fault(slot)
+        for slot in self._effects:
+            slot.plugin.process(bus, n)
+            if not all_finite(bus, n):
+                self._fault(slot)
+                clear(bus, n)
+        self.counters.clamped_samples += write_output(bus, out, offset, n, self._ceiling)
+
+    def _fault(self, slot: Slot) -> None:
+        """A plugin produced NaN/inf: its output for this segment is dropped and its state reset."""
+        slot.nonfinite_segments += 1
+        self._block_fault = True
+        slot.plugin.reset()
+
+
+def check_stream_format(sample_rate: int, block_size: int, channels: int) -> None:
+    """SynthError unless the rate (Hz), block size (frames) and channel count are usable."""
+    if not (isinstance(sample_rate, int) and MIN_SAMPLE_RATE <= sample_rate <= MAX_SAMPLE_RATE):
+        raise SynthError(f"sample rate {sample_rate!r} must be an integer in {MIN_SAMPLE_RATE}..{MAX_SAMPLE_RATE} Hz")
+    if not (isinstance(block_size, int) and MIN_BLOCK <= block_size <= MAX_BLOCK):
+        raise SynthError(f"block size {block_size!r} must be an integer in {MIN_BLOCK}..{MAX_BLOCK} frames")
+    if channels not in (1, 2):
+        raise SynthError(f"channels {channels!r} must be 1 (mono) or 2 (stereo)")
+
+
+def dbfs(amplitude: float) -> float:
+    """Peak amplitude -> dBFS (-inf for silence)."""
+    return 20.0 * math.log10(amplitude) if amplitude > 0 else -math.inf

@@ -1,0 +1,79 @@
+"""Event types and the sample-accurate scheduler.
+
+Every event carries `time_samples`, an absolute sample index on the engine's clock (sample 0 is the
+first sample the engine renders). A score time t seconds becomes round(t * sample_rate).
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class NoteOn:
+    """Start a note. note: MIDI number 0..127; velocity: 1..127; channel: 1..16 or None (all)."""
+
+    time_samples: int
+    note: int
+    velocity: int
+    channel: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NoteOff:
+    """Release every held voice playing `note` on instruments listening to `channel`."""
+
+    time_samples: int
+    note: int
+    channel: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AllNotesOff:
+    """Release every voice of every instrument (panic)."""
+
+    time_samples: int
+
+
+@dataclass(frozen=True, slots=True)
+class ParamChange:
+    """Set parameter `name` of the chain slot `slot_id` to `value` (native units, validated)."""
+
+    time_samples: int
+    slot_id: str
+    name: str
+    value: float
+
+
+Event = NoteOn | NoteOff | AllNotesOff | ParamChange
+
+
+def seconds_to_samples(time_s: float, sample_rate: float) -> int:
+    """The sample index at which an event at `time_s` seconds takes effect."""
+    return round(time_s * sample_rate)
+
+
+class Scheduler:
+    """Pending events ordered by time; events at the same time keep the order they came in."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[int, int, Event]] = []
+        self._order = itertools.count()
+
+    def push(self, event: Event) -> None:
+        heapq.heappush(self._heap, (event.time_samples, next(self._order), event))
+
+    def next_time(self) -> int | None:
+        """Sample time of the earliest pending event, or None when empty."""
+        return self._heap[0][0] if self._heap else None
+
+    def pop(self) -> Event:
+        return heapq.heappop(self._heap)[2]
+
+    def clear(self) -> None:
+        self._heap.clear()
+
+    def __len__(self) -> int:
+        return len(self._heap)

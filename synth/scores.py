@@ -1,0 +1,91 @@
+"""Scores for offline rendering: JSON Lines of timed messages, or standard MIDI files.
+
+JSON Lines: one object a line, `{"time": seconds, "address": "/...", "args": [...]}`, with the
+addresses of synth.control.addresses (the same the OSC server takes). Blank lines are skipped.
+MIDI: note on/off on any channel, controllers mapped by the preset's [midi.cc], tempo changes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import mido
+
+from synth.control.addresses import MessageTranslator
+from synth.control.midi import midi_to_events
+from synth.engine import Engine
+from synth.errors import SynthError
+from synth.events import Event, seconds_to_samples
+
+JSONL_SUFFIXES = {".jsonl", ".json"}
+MIDI_SUFFIXES = {".mid", ".midi", ".smf"}
+_LINE_KEYS = {"time", "address", "args"}
+
+
+def load_score(path: str | Path, engine: Engine, osc_map=None, midi_cc=None) -> list[Event]:
+    """Every event of a score file, timed on the engine's sample clock (sorted by time)."""
+    path = Path(path)
+    if not path.is_file():
+        raise SynthError(f"{path}: no such score file")
+    suffix = path.suffix.lower()
+    if suffix in JSONL_SUFFIXES:
+        events = read_jsonl_score(path, MessageTranslator(engine, osc_map, strict=True), engine.sample_rate)
+    elif suffix in MIDI_SUFFIXES:
+        events = read_midi_score(path, engine, midi_cc or {})
+    else:
+        raise SynthError(f"{path}: unknown score type; use .jsonl (timed messages) or .mid (standard MIDI file)")
+    if not events:
+        raise SynthError(f"{path}: the score holds no events")
+    return sorted(events, key=lambda event: event.time_samples)
+
+
+def read_jsonl_score(path: Path, translator: MessageTranslator, sample_rate: int) -> list[Event]:
+    events: list[Event] = []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        raise SynthError(f"{path}: cannot read: {error}") from None
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        where = f"{path}:{number}"
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise SynthError(f"{where}: not valid JSON: {error.msg}") from None
+        if not isinstance(record, dict):
+            raise SynthError(f"{where}: expected an object with time, address and args")
+        unknown = set(record) - _LINE_KEYS
+        if unknown:
+            raise SynthError(f"{where}: unknown key {sorted(unknown)[0]!r} (allowed: address, args, time)")
+        time_s = record.get("time")
+        if isinstance(time_s, bool) or not isinstance(time_s, (int, float)) or not math.isfinite(time_s) or time_s < 0:
+            raise SynthError(f"{where}: time: expected seconds >= 0, got {time_s!r}")
+        address = record.get("address")
+        if not isinstance(address, str) or not address.startswith("/"):
+            raise SynthError(f"{where}: address: expected a string starting with '/', got {address!r}")
+        args = record.get("args", [])
+        if not isinstance(args, list):
+            raise SynthError(f"{where}: args: expected a list, got {args!r}")
+        try:
+            events.extend(translator.translate(address, args, seconds_to_samples(time_s, sample_rate)))
+        except SynthError as error:
+            raise SynthError(f"{where}: {error}") from None
+    return events
+
+
+def read_midi_score(path: Path, engine: Engine, cc_map: dict[int, tuple[str, str]]) -> list[Event]:
+    try:
+        midi = mido.MidiFile(path)
+        messages = list(midi)  # times in seconds, tempo changes applied
+    except Exception as error:  # mido raises OSError, EOFError, ValueError, KeyError... on bad files
+        raise SynthError(f"{path}: not a readable standard MIDI file ({type(error).__name__}: {error})") from None
+    events: list[Event] = []
+    time_s = 0.0
+    for message in messages:
+        time_s += message.time
+        if not message.is_meta:
+            events.extend(midi_to_events(message, seconds_to_samples(time_s, engine.sample_rate), engine, cc_map))
+    return events
