@@ -132,6 +132,8 @@ class SmoothedParam:
 
     `prepare(sample_rate)` before use; `set(value)` from the event path (a validated native value);
     `ramp(n)` once per segment returns (start, end) native values for the next n samples.
+    The segment in which a glide reaches its goal interpolates to the goal over the whole segment,
+    so a glide can end up to one segment later than the smoothing time.
     """
 
     __slots__ = ("spec", "target", "_current", "_goal", "_step", "_glide_samples")

@@ -1,0 +1,107 @@
+"""Shared fixtures: test-only plugins whose output is known exactly, and engine helpers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from synth.engine import Engine, Slot
+from synth.params import float_param
+from synth.plugins import Instrument, Plugin, register
+
+
+class ImpulseInstrument(Instrument):
+    """Writes `level` on the first sample of each note-on, nothing else: timing is then exact."""
+
+    name = "test_impulse"
+    param_specs = (float_param("level", 0, 1, 0.5),)
+
+    def allocate(self):
+        self.pending = 0
+
+    def note_on(self, note, velocity):
+        self.pending += 1
+        return False
+
+    def note_off(self, note):
+        pass
+
+    def all_notes_off(self):
+        pass
+
+    def process(self, bus, n):
+        if self.pending:
+            bus[:, 0] += self.pending * self.params["level"].target
+            self.pending = 0
+
+    def reset(self):
+        super().reset()
+        self.pending = 0
+
+
+class ConstantInstrument(Instrument):
+    """A constant (DC) signal of `level` while any note is held; for gain and ceiling tests."""
+
+    name = "test_constant"
+    param_specs = (float_param("level", 0, 100, 0.5, smoothing_ms=0),)
+
+    def allocate(self):
+        self.held = 0
+
+    def note_on(self, note, velocity):
+        self.held += 1
+        return False
+
+    def note_off(self, note):
+        self.held = max(0, self.held - 1)
+
+    def all_notes_off(self):
+        self.held = 0
+
+    def process(self, bus, n):
+        if self.held:
+            bus[:, :n] += self.params["level"].target
+
+    def reset(self):
+        super().reset()
+        self.held = 0
+
+
+class NanEffect(Plugin):
+    """Turns its input into NaN while `broken` is 1."""
+
+    name = "test_nan"
+    param_specs = (float_param("broken", 0, 1, 1, smoothing_ms=0),)
+    resets = 0
+
+    def process(self, bus, n):
+        if self.params["broken"].target >= 0.5:
+            bus[:, :n] = np.nan
+
+    def reset(self):
+        super().reset()
+        self.resets += 1
+
+
+for _cls in (ImpulseInstrument, ConstantInstrument, NanEffect):
+    register(_cls)
+
+
+def make_engine(*plugins, sample_rate=48000, max_block=256, channels=2) -> Engine:
+    """A prepared engine whose slots are named after the plugins."""
+    engine = Engine([Slot(p.name, p) for p in plugins], sample_rate, max_block, channels)
+    engine.prepare()
+    return engine
+
+
+def run(engine: Engine, frames: int, block: int) -> np.ndarray:
+    """Process `frames` frames in blocks of `block`; returns float32 [frames, channels]."""
+    out = np.zeros((frames, engine.channels), dtype=np.float32)
+    for start in range(0, frames, block):
+        engine.process(out[start : start + block])
+    return out
+
+
+@pytest.fixture
+def tmp_wav(tmp_path):
+    return tmp_path / "out.wav"

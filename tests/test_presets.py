@@ -1,0 +1,115 @@
+import os
+import tomllib
+
+import pytest
+
+from synth.errors import SynthError
+from synth.presets import SHIPPED_PRESETS, list_presets, load_preset, resolve_preset_path, save_preset
+
+GOOD = '''
+format_version = 1
+voice_limit = 4
+[[chain]]
+plugin = "oscillator"
+id = "osc"
+params = { cutoff_hz = 900.0, waveform = "square" }
+[[chain]]
+plugin = "delay"
+[osc.map]
+"/fader/1" = "osc/cutoff_hz"
+[midi.cc]
+74 = "delay/mix"
+'''
+
+
+def write(tmp_path, text, name="p.toml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_at_least_three_shipped_presets_load_and_build():
+    names = list_presets()
+    assert len(names) >= 3
+    for name in names:
+        spec = load_preset(name)
+        engine = spec.build_engine(44100, 128)
+        engine.prepare()
+        assert spec.description
+
+
+def test_a_valid_preset_is_read_completely(tmp_path):
+    spec = load_preset(write(tmp_path, GOOD))
+    assert spec.voice_limit == 4 and spec.name == "p"
+    assert [e.id for e in spec.chain] == ["osc", "delay"]
+    assert spec.chain[0].params == {"cutoff_hz": 900.0, "waveform": "square"}
+    assert spec.osc_map == {"/fader/1": ("osc", "cutoff_hz")}
+    assert spec.midi_cc == {74: ("delay", "mix")}
+
+
+@pytest.mark.parametrize("change, message", [
+    (("plugin = \"delay\"", "plugin = \"dealy\""), r"chain\[1\]\.plugin: unknown plugin 'dealy'; available:"),
+    (("voice_limit = 4", "voice_limit = 4\ncolour = 1"), r"colour: unknown key \(allowed: chain, description"),
+    (("id = \"osc\"", "id = \"osc\"\nvolume = 3"), r"chain\[0\]\.volume: unknown key"),
+    (("cutoff_hz = 900.0", "cutoff_hz = \"bright\""), r"chain\[0\]\.params\.cutoff_hz: expected a number in 20\.\.20000 Hz, got 'bright'"),
+    (("cutoff_hz = 900.0", "cutoff_hz = 90000.0"), r"chain\[0\]\.params\.cutoff_hz: expected a number in 20\.\.20000 Hz, got 90000\.0"),
+    (("waveform = \"square\"", "waveform = \"wobble\""), r"chain\[0\]\.params\.waveform: expected one of 'sine', 'triangle', 'saw', 'square', got 'wobble'"),
+    (("cutoff_hz = 900.0", "cutof_hz = 900.0"), r"chain\[0\]\.params\.cutof_hz: plugin 'oscillator' has no parameter 'cutof_hz'"),
+    (("voice_limit = 4", "voice_limit = 0"), r"voice_limit: expected an integer in 1\.\.256, got 0"),
+    (("voice_limit = 4", "voice_limit = true"), r"voice_limit: expected an integer in 1\.\.256, got True"),
+    (("format_version = 1", "format_version = 2"), r"format_version: expected 1, got 2"),
+    (("id = \"osc\"", "id = \"Osc 1\""), r"chain\[0\]\.id: expected a lowercase identifier"),
+    (("id = \"osc\"", "id = \"delay\""), r"chain\[1\]\.id: id 'delay' is already used"),
+    (("plugin = \"delay\"", "plugin = \"delay\"\nchannel = 2"), r"chain\[1\]\.channel: only instruments take a MIDI channel"),
+    (("id = \"osc\"", "id = \"osc\"\nchannel = 17"), r"chain\[0\]\.channel: expected an integer in 1\.\.16, got 17"),
+    (("\"/fader/1\" = \"osc/cutoff_hz\"", "\"/fader/1\" = \"filter/cutoff_hz\""), r"osc\.map\.'/fader/1': no chain slot 'filter'"),
+    (("\"/fader/1\" = \"osc/cutoff_hz\"", "\"fader\" = \"osc/cutoff_hz\""), r"osc\.map\.'fader': expected an OSC address"),
+    (("74 = \"delay/mix\"", "200 = \"delay/mix\""), r"midi\.cc\.'200': expected a controller number 0\.\.127"),
+    (("74 = \"delay/mix\"", "74 = \"delay/wet\""), r"midi\.cc\.'74': plugin 'delay' has no parameter 'wet'"),
+])
+def test_each_kind_of_mistake_names_the_file_and_key(tmp_path, change, message):
+    old, new = change
+    assert old in GOOD
+    path = write(tmp_path, GOOD.replace(old, new, 1))
+    with pytest.raises(SynthError, match=rf"{path}: {message}"):
+        load_preset(path)
+
+
+def test_every_problem_is_reported_at_once(tmp_path):
+    text = GOOD.replace("voice_limit = 4", "voice_limit = -1").replace("900.0", "1.0")
+    with pytest.raises(SynthError, match=r"\(2 problems\):\n  .*voice_limit.*\n  .*cutoff_hz"):
+        load_preset(write(tmp_path, text))
+
+
+def test_syntax_errors_and_missing_chain(tmp_path):
+    with pytest.raises(SynthError, match=r"p\.toml: not valid TOML: .*line 1"):
+        load_preset(write(tmp_path, "format_version = = 1"))
+    with pytest.raises(SynthError, match=r"q\.toml: chain: expected at least one \[\[chain\]\] table"):
+        load_preset(write(tmp_path, "format_version = 1", "q.toml"))
+
+
+def test_names_cannot_escape_the_preset_folder(tmp_path):
+    for name in ("../../etc/passwd", "/etc/passwd", "..", "a/b"):
+        with pytest.raises(SynthError):
+            load_preset(name, folders=[tmp_path])
+    with pytest.raises(SynthError, match=r"no preset called 'nope' \(available: .*warm-pad"):
+        resolve_preset_path("nope")
+
+
+def test_save_round_trips_and_is_atomic(tmp_path):
+    spec = load_preset(write(tmp_path, GOOD))
+    target = tmp_path / "saved.toml"
+    save_preset(spec, target)
+    again = load_preset(target)
+    assert (again.chain, again.osc_map, again.midi_cc, again.voice_limit) == (spec.chain, spec.osc_map, spec.midi_cc, 4)
+    target.write_text("precious")
+    spec.chain[0].params["cutoff_hz"] = object()  # cannot be written as TOML: the save fails midway
+    with pytest.raises(TypeError):
+        save_preset(spec, target)
+    assert target.read_text() == "precious"
+    assert sorted(os.listdir(tmp_path)) == ["p.toml", "saved.toml"]
+
+
+def test_shipped_presets_declare_the_format_version():
+    for path in SHIPPED_PRESETS.glob("*.toml"):
+        assert tomllib.loads(path.read_text())["format_version"] == 1

@@ -1,0 +1,119 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import mido
+import numpy as np
+import pytest
+import soundfile
+
+from synth.cli import main
+from synth.io.audiofile import read_wav
+from synth.presets import load_preset
+from synth.render import render_file
+
+NOTES = [(0.0, 60, 100, 0.5), (0.25, 64, 90, 1.0), (0.5, 67, 80, 0.75), (1.0, 72, 127, 0.25)]
+
+
+def write_jsonl(path, notes=NOTES):
+    with open(path, "w") as f:
+        for start, note, velocity, length in notes:
+            f.write(json.dumps({"time": start, "address": "/note/on", "args": [note, velocity]}) + "\n")
+            f.write(json.dumps({"time": start + length, "address": "/note/off", "args": [note]}) + "\n")
+    return path
+
+
+def write_midi(path, notes=NOTES):
+    """The same notes as a standard MIDI file at 120 bpm, 480 ticks a beat (1 tick = 1/960 s)."""
+    timeline = sorted([(round(s * 960), "note_on", n, v) for s, n, v, _ in notes]
+                      + [(round((s + d) * 960), "note_off", n, 0) for s, n, _, d in notes], key=lambda e: e[0])
+    midi = mido.MidiFile(ticks_per_beat=480)
+    track = mido.MidiTrack()
+    midi.tracks.append(track)
+    now = 0
+    for tick, kind, note, velocity in timeline:
+        track.append(mido.Message(kind, note=note, velocity=velocity, time=tick - now))
+        now = tick
+    midi.save(path)
+    return path
+
+
+def test_two_renders_are_byte_identical(tmp_path):
+    score = write_jsonl(tmp_path / "s.jsonl")
+    for preset in ("warm-pad", "wind-noise"):
+        a, b = tmp_path / f"{preset}-a.wav", tmp_path / f"{preset}-b.wav"
+        render_file(load_preset(preset), score, a, progress=False)
+        time.sleep(1.1)  # a timestamp in the file would now differ
+        render_file(load_preset(preset), score, b, progress=False)
+        assert a.read_bytes() == b.read_bytes()
+        assert np.max(np.abs(read_wav(a)[0])) > 0.01
+
+
+def test_midi_and_jsonl_scores_give_the_same_audio(tmp_path):
+    preset = load_preset("pluck-lead")
+    render_file(preset, write_jsonl(tmp_path / "s.jsonl"), tmp_path / "j.wav", progress=False)
+    render_file(preset, write_midi(tmp_path / "s.mid"), tmp_path / "m.wav", progress=False)
+    jsonl_audio, midi_audio = read_wav(tmp_path / "j.wav")[0], read_wav(tmp_path / "m.wav")[0]
+    assert np.max(np.abs(jsonl_audio)) > 0.01
+    assert np.array_equal(jsonl_audio, midi_audio)
+
+
+@pytest.mark.parametrize("fmt, subtype", [("float32", "FLOAT"), ("pcm16", "PCM_16"), ("pcm24", "PCM_24")])
+def test_formats_rates_channels_and_tail(tmp_path, fmt, subtype):
+    out = tmp_path / "o.wav"
+    summary = render_file(load_preset("warm-pad"), write_jsonl(tmp_path / "s.jsonl"), out, sample_rate=44100,
+                          fmt=fmt, tail_s=0.5, channels=1, block_size=100, progress=False)
+    info = soundfile.info(out)
+    assert (info.subtype, info.samplerate, info.channels) == (subtype, 44100, 1)
+    assert info.frames == round(1.25 * 44100) + round(0.5 * 44100) == summary.frames
+    assert summary.peak <= 10 ** (-0.3 / 20)
+
+
+def test_cli_render_prints_a_summary(tmp_path, capsys):
+    out = tmp_path / "o.wav"
+    assert main(["render", "warm-pad", str(write_jsonl(tmp_path / "s.jsonl")), "-o", str(out), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert f"wrote {out}" in printed
+    assert "duration 3.25 s at 48000 Hz" in printed and "dBFS" in printed and "x realtime" in printed
+    assert "stolen 0, non-finite blocks 0" in printed
+
+
+@pytest.mark.parametrize("args, message", [
+    (["render", "no-such-preset", "s.jsonl", "-o", "o.wav"], "no preset called 'no-such-preset'"),
+    (["render", "warm-pad", "missing.jsonl", "-o", "o.wav"], "missing.jsonl: no such score file"),
+    (["render", "warm-pad", "s.jsonl", "-o", "o.mp3"], "o.mp3: output files end in .wav"),
+    (["render", "warm-pad", "s.jsonl", "-o", "nowhere/o.wav"], "nowhere: no such folder for the output file"),
+    (["render", "warm-pad", "s.jsonl", "-o", "o.wav", "--sample-rate", "1000"], "sample rate 1000 must be"),
+    (["render", "warm-pad", "s.jsonl", "-o", "o.wav", "--block-size", "0"], "block size 0 must be"),
+    (["render", "warm-pad", "s.jsonl", "-o", "o.wav", "--tail", "-1"], "--tail must be >= 0"),
+])
+def test_cli_errors_are_one_clear_line(tmp_path, monkeypatch, capsys, args, message):
+    monkeypatch.chdir(tmp_path)
+    write_jsonl(tmp_path / "s.jsonl")
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not list(tmp_path.glob("*.wav")) and not list(tmp_path.glob(".*partial"))
+
+
+def test_interrupted_render_leaves_no_file(tmp_path):
+    """Ctrl-C (SIGINT) in the middle of a long render: exit 130, no WAV, no temporary file."""
+    notes = [(i * 0.25, 48 + i % 24, 100, 2.0) for i in range(2400)]  # 10 minutes, ~8 voices
+    score = write_jsonl(tmp_path / "long.jsonl", notes)
+    out = tmp_path / "long.wav"
+    process = subprocess.Popen([sys.executable, "-m", "synth", "render", "warm-pad", str(score), "-o", str(out),
+                                "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not list(tmp_path.glob(".long.wav.*.partial")):
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        time.sleep(0.05)
+    time.sleep(0.5)
+    assert list(tmp_path.glob(".long.wav.*.partial"))[0].stat().st_size > 0
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=30)
+    assert process.returncode == 130, err
+    assert "interrupted; no partial output was left behind" in err and "Traceback" not in err
+    assert sorted(os.listdir(tmp_path)) == ["long.jsonl"]
