@@ -50,13 +50,14 @@ def _square(t, dt):
 
 @njit(nogil=True, cache=True)
 def render_oscillator_voices(out, n, sample_rate, waveform, stage, level, velocity, note, tune_ratio,
-                             phase, triangle_state, filter_ic1, filter_ic2, cutoff_start_hz,
+                             phase, triangle_state, filter_ic1, filter_ic2, filter_gain, cutoff_start_hz,
                              cutoff_end_hz, resonance, attack_inc, decay_coef, sustain, release_coef):
     """Sum every active voice into out[0:n] (overwritten).
 
     out: float32 [max_block]. Per-voice arrays (float64 unless said): stage (int32), level (0..1),
     velocity (gain 0..1), note (int32 MIDI number), phase (cycles 0..1), triangle_state,
     filter_ic1/ic2. tune_ratio: frequency multiplier (detune) for every voice.
+    filter_gain: float64 [max_block] scratch for the per-sample filter coefficient.
     cutoff_*_hz: filter cutoff at the segment's first and last sample (log-interpolated).
     attack_inc, decay_coef, sustain, release_coef: see synth.dsp.envelopes.
     """
@@ -64,6 +65,8 @@ def render_oscillator_voices(out, n, sample_rate, waveform, stage, level, veloci
         out[i] = 0.0
     log_c0 = math.log(cutoff_start_hz)
     log_step = (math.log(cutoff_end_hz) - log_c0) / n if n > 1 else 0.0
+    for i in range(n):
+        filter_gain[i] = svf_gain(math.exp(log_c0 + log_step * i), sample_rate)
     k = svf_damping(resonance)
     for v in range(stage.shape[0]):
         if stage[v] == IDLE:
@@ -89,8 +92,7 @@ def render_oscillator_voices(out, n, sample_rate, waveform, stage, level, veloci
             t += dt
             if t >= 1.0:
                 t -= 1.0
-            g = svf_gain(math.exp(log_c0 + log_step * i), sample_rate)
-            y, ic1, ic2 = svf_tick(x, g, k, 0, ic1, ic2)
+            y, ic1, ic2 = svf_tick(x, filter_gain[i], k, 0, ic1, ic2)
             st, lev = adsr_step(st, lev, attack_inc, decay_coef, sustain, release_coef)
             out[i] += y * lev * gain
             if st == IDLE:

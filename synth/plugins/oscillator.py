@@ -33,6 +33,7 @@ class Oscillator(PolyInstrument):
         self._triangle = np.zeros(size)
         self._ic1 = np.zeros(size)
         self._ic2 = np.zeros(size)
+        self._filter_gain = np.zeros(self.max_block)
 
     def start_voice(self, v: int, was_idle: bool) -> None:
         if was_idle:
@@ -55,6 +56,6 @@ class Oscillator(PolyInstrument):
         render_oscillator_voices(
             mono, n, self.sample_rate, int(p["waveform"].target), pool.stage, pool.level,
             pool.velocity, pool.note, 2.0 ** (detune_cents / 1200.0), self._phase, self._triangle,
-            self._ic1, self._ic2, cutoff_start, cutoff_end, resonance,
+            self._ic1, self._ic2, self._filter_gain, cutoff_start, cutoff_end, resonance,
             attack_inc, decay_coef, sustain, release_coef,
         )
