@@ -39,6 +39,26 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _play(args: argparse.Namespace) -> int:
+    from synth.live import play
+
+    return play(args.preset, args.score, device=args.device, sample_rate=args.sample_rate,
+                block_size=args.block_size, latency=args.latency, channels=args.channels,
+                duration_s=args.duration, tail_s=args.tail, capture=args.capture)
+
+
+def _devices(args: argparse.Namespace) -> int:
+    from synth.io.stream import list_devices
+
+    devices = list_devices()
+    if not devices:
+        print("no audio devices (start a sound server, or JACK: jackd -d dummy)")
+    for d in devices:
+        print(f"{d['index']:3d}  {d['name'][:32]:32}  {d['hostapi'][:26]:26}  in {d['inputs']:2d}  out {d['outputs']:2d}  "
+              f"{d['default_rate']:.0f} Hz")
+    return 0
+
+
 def _presets(args: argparse.Namespace) -> int:
     from synth.presets import list_presets, load_preset
 
@@ -83,6 +103,20 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--no-play", action="store_true", help="only write the file")
     demo.set_defaults(run=_demo)
 
+    play = commands.add_parser("play", help="play a preset live (a score, or until Ctrl-C)")
+    play.add_argument("preset", help="preset name or .toml path")
+    play.add_argument("score", nargs="?", help="optional score (.mid or .jsonl) to perform")
+    play.add_argument("--device", help="output device name (or part of it) or index; see `synth devices`")
+    play.add_argument("--sample-rate", type=int, default=48000, help="Hz (default 48000)")
+    play.add_argument("--block-size", type=int, default=256, help="frames per callback (default 256)")
+    play.add_argument("--latency", type=float, help="output latency in seconds (default: the device's low)")
+    play.add_argument("--channels", type=int, choices=(1, 2), default=2)
+    play.add_argument("--duration", type=float, help="seconds to play (default: the score, or until Ctrl-C)")
+    play.add_argument("--tail", type=float, default=2.0, help="seconds after the score's last event")
+    play.add_argument("--capture", help="also write what was played to this WAV file")
+    play.set_defaults(run=_play)
+
+    commands.add_parser("devices", help="list audio devices").set_defaults(run=_devices)
     commands.add_parser("presets", help="list the shipped presets").set_defaults(run=_presets)
     commands.add_parser("plugins", help="list plugins and their parameters").set_defaults(run=_plugins)
     return parser

@@ -1,0 +1,134 @@
+"""A sounddevice (PortAudio) output stream whose callback renders with one function, plus counters.
+
+`AudioStream` is a context manager. Its callback does three things: call `render(out)` on PortAudio's
+buffer, count underflows PortAudio reports, and write its own duration into a preallocated ring
+(and, when asked, the rendered frames into a preallocated capture buffer). Nothing else runs there.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from synth.errors import SynthError
+
+TIMING_SLOTS = 8192  # callback durations kept for the percentiles (43 s of 256-frame blocks at 48 kHz)
+
+
+def sounddevice_module():
+    """The sounddevice module, or SynthError when the PortAudio library is missing."""
+    try:
+        import sounddevice
+    except OSError:
+        raise SynthError("PortAudio is not installed; install the Debian package libportaudio2.") from None
+    return sounddevice
+
+
+def list_devices() -> list[dict]:
+    """Every audio device: index, name, host API, input/output channels, default rate (Hz)."""
+    sd = sounddevice_module()
+    apis = sd.query_hostapis()
+    return [{"index": index, "name": d["name"], "hostapi": apis[d["hostapi"]]["name"],
+             "inputs": d["max_input_channels"], "outputs": d["max_output_channels"],
+             "default_rate": d["default_samplerate"]} for index, d in enumerate(sd.query_devices())]
+
+
+def resolve_output_device(device: int | str | None, sample_rate: int, channels: int) -> int:
+    """The index of a usable output device (None: the default); SynthError in one sentence if not."""
+    sd = sounddevice_module()
+    if isinstance(device, str) and device.isdigit():
+        device = int(device)
+    try:
+        info = sd.query_devices(device, kind="output") if device is not None else sd.query_devices(kind="output")
+    except (ValueError, sd.PortAudioError):
+        if device is None:
+            raise SynthError("No audio output device was found (is a sound card or JACK server running?).") from None
+        raise SynthError(f"No output device matches {device!r}; `synth devices` lists them.") from None
+    index = info["index"] if "index" in info else list(sd.query_devices()).index(info)
+    if info["max_output_channels"] < channels:
+        raise SynthError(f"Device {info['name']!r} has {info['max_output_channels']} output channels, not {channels}.")
+    try:
+        sd.check_output_settings(index, channels=channels, dtype="float32", samplerate=sample_rate)
+    except sd.PortAudioError as error:
+        raise SynthError(f"Device {info['name']!r} cannot play {channels} channels at {sample_rate} Hz ({error}).") from None
+    return index
+
+
+class AudioStream:
+    """An output stream that calls `render(out)` (out: float32 [frames, channels]) each block.
+
+    sample_rate: Hz; block_size: frames per callback; latency: seconds or None for the device's
+    low default; capture_frames > 0 keeps the first that many rendered frames (for checks and takes).
+    Counters while it runs: callbacks, underflows; `durations_s()` gives recent callback durations.
+    """
+
+    def __init__(self, render: Callable[[np.ndarray], None], sample_rate: int, block_size: int, channels: int = 2,
+                 device: int | str | None = None, latency: float | None = None, capture_frames: int = 0):
+        self._sd = sounddevice_module()
+        self.device = resolve_output_device(device, sample_rate, channels)
+        self.sample_rate, self.block_size, self.channels = sample_rate, block_size, channels
+        self._render = render
+        self._latency = "low" if latency is None else latency
+        self._durations = np.zeros(TIMING_SLOTS)
+        self._capture = np.zeros((capture_frames, channels), dtype=np.float32)
+        self.captured_frames = 0
+        self.callbacks = 0
+        self.underflows = 0
+        self._stream = None
+
+    @property
+    def block_period_s(self) -> float:
+        return self.block_size / self.sample_rate
+
+    def _callback(self, outdata, frames, time_info, status) -> None:
+        started = time.perf_counter()
+        if status.output_underflow:
+            self.underflows += 1
+        self._render(outdata)
+        room = self._capture.shape[0] - self.captured_frames
+        if room > 0:
+            take = min(room, frames)
+            self._capture[self.captured_frames : self.captured_frames + take] = outdata[:take]
+            self.captured_frames += take
+        self._durations[self.callbacks % TIMING_SLOTS] = time.perf_counter() - started
+        self.callbacks += 1
+
+    def start(self) -> None:
+        try:
+            self._stream = self._sd.OutputStream(
+                samplerate=self.sample_rate, blocksize=self.block_size, device=self.device,
+                channels=self.channels, dtype="float32", latency=self._latency, callback=self._callback)
+            self._stream.start()
+        except self._sd.PortAudioError as error:
+            self.close()
+            raise SynthError(f"Could not open the audio stream: {error}.") from None
+
+    @property
+    def latency_s(self) -> float:
+        """Output latency PortAudio reports for the open stream (seconds)."""
+        return float(self._stream.latency) if self._stream is not None else 0.0
+
+    def close(self) -> None:
+        """Stop and close the stream (safe to call twice)."""
+        if self._stream is not None:
+            stream, self._stream = self._stream, None
+            stream.stop()
+            stream.close()
+
+    def __enter__(self) -> AudioStream:
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def durations_s(self) -> np.ndarray:
+        """The most recent callback durations in seconds (up to TIMING_SLOTS, a copy)."""
+        count = min(self.callbacks, TIMING_SLOTS)
+        return self._durations[:count].copy()
+
+    def capture(self) -> np.ndarray:
+        """The frames captured so far (a copy), float32 [frames, channels]."""
+        return self._capture[: self.captured_frames].copy()

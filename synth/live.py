@@ -1,0 +1,64 @@
+"""`synth play`: a preset on a live stream, optionally performing a score, with a status line."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+import time
+
+from synth.engine import check_stream_format
+from synth.errors import SynthError
+from synth.host import Host
+from synth.io.audiofile import wav_writer
+from synth.presets import load_preset
+from synth.render import total_frames
+from synth.scores import load_score
+
+STATUS_INTERVAL_S = 0.25
+
+
+def play(preset_name, score=None, *, device=None, sample_rate=48000, block_size=256, latency=None, channels=2,
+         duration_s=None, tail_s=2.0, capture=None) -> int:
+    """Play until the score (plus tail) or `duration_s` ends, or Ctrl-C / SIGTERM; returns the exit code."""
+    check_stream_format(sample_rate, block_size, channels)
+    preset = load_preset(preset_name)
+    engine = preset.build_engine(sample_rate, block_size, channels)
+    events = load_score(score, engine, preset.osc_map, preset.midi_cc) if score else []
+    if duration_s is None and events:
+        duration_s = total_frames(events, sample_rate, tail_s) / sample_rate
+    if capture and duration_s is None:
+        raise SynthError("--capture needs a score or --duration, so the take has a known length")
+    capture_frames = round(duration_s * sample_rate) if capture else 0
+    host = Host(engine, device, latency, capture_frames)
+
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    tty = sys.stderr.isatty()
+    host.start(events)
+    print(f"playing {preset.name} at {sample_rate} Hz, {block_size}-frame blocks, "
+          f"output latency {1000 * host.stream.latency_s:.1f} ms; Ctrl-C stops", file=sys.stderr)
+    try:
+        started = time.monotonic()
+        while not stop.is_set():
+            if duration_s is not None and time.monotonic() - started >= duration_s:
+                if host.stream.captured_frames >= capture_frames:
+                    break
+            stop.wait(STATUS_INTERVAL_S)
+            if tty:
+                print("\r" + host.status().line(), end="", file=sys.stderr, flush=True)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        host.stop()
+        signal.signal(signal.SIGTERM, previous)
+    status = host.status()
+    print(("\n" if tty else "") + status.line(), file=sys.stderr)
+    print(f"callback p50 {status.callback_p50_ms:.2f} ms, p99 {status.callback_p99_ms:.2f} ms, "
+          f"max {status.callback_max_ms:.2f} ms of a {status.block_period_ms:.2f} ms block", file=sys.stderr)
+    if capture:
+        taken = host.stream.capture()
+        with wav_writer(capture, sample_rate, channels) as wav:
+            wav.write(taken)
+        print(f"captured {len(taken) / sample_rate:.2f} s to {capture}", file=sys.stderr)
+    return 0

@@ -1,0 +1,128 @@
+"""Realtime tests on a real PortAudio stream through JACK's dummy backend (paced like a sound card)."""
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from jack import PERIOD, SAMPLE_RATE, start_jack, stop_jack
+from synth.events import NoteOff, NoteOn, seconds_to_samples
+from synth.host import Host
+from synth.presets import load_preset
+from synth.render import render_array
+
+
+@pytest.fixture(scope="module")
+def jack():
+    process, device = start_jack()
+    yield device
+    stop_jack(process)
+
+
+def chord_events(seconds: float, voices: int = 32) -> list:
+    """`voices` notes held together all along, each retaken once a second (staggered)."""
+    events = []
+    for voice in range(voices):
+        note = 36 + voice * 2
+        start = voice * 0.03
+        while start < seconds - 1.0:
+            events.append(NoteOn(seconds_to_samples(start, SAMPLE_RATE), note, 100))
+            events.append(NoteOff(seconds_to_samples(start + 0.95, SAMPLE_RATE), note))
+            start += 1.0
+    return events
+
+
+def test_32_voices_for_20_seconds_without_a_glitch_and_equal_to_offline(jack):
+    seconds = 20.0
+    frames = round(seconds * SAMPLE_RATE)
+    preset = load_preset("strings-32")
+    events = chord_events(seconds)
+    host = Host(preset.build_engine(SAMPLE_RATE, PERIOD), device=jack, capture_frames=frames)
+    host.start(events)
+    deadline = time.monotonic() + seconds + 10
+    peak_voices = 0
+    while host.stream.captured_frames < frames and time.monotonic() < deadline:
+        time.sleep(0.2)
+        peak_voices = max(peak_voices, host.engine.active_voices)
+    host.stop()
+    status = host.status()
+    live = host.stream.capture()
+
+    assert len(live) == frames
+    assert status.underflows == 0
+    assert status.callback_p99_ms < 0.5 * status.block_period_ms, status
+    assert peak_voices == 32
+    offline = render_array(preset.build_engine(SAMPLE_RATE, PERIOD), events, frames, PERIOD)
+    assert np.max(np.abs(live)) > 0.05
+    assert np.array_equal(live, offline)
+
+
+def test_garbage_collector_is_off_only_while_streaming(jack):
+    import gc
+
+    host = Host(load_preset("warm-pad").build_engine(SAMPLE_RATE, PERIOD), device=jack)
+    with host:
+        assert not gc.isenabled()
+    assert gc.isenabled()
+
+
+def test_start_stop_twenty_times_leaks_no_threads_or_files(jack):
+    preset = load_preset("warm-pad")
+    engine = preset.build_engine(SAMPLE_RATE, PERIOD)
+
+    def cycle():
+        with Host(engine, device=jack) as host:
+            host.engine.schedule(NoteOn(0, 60, 100))
+            time.sleep(0.05)
+        return host.stream.callbacks
+
+    cycle()  # PortAudio/JACK make their lasting connections on first use
+    threads, files = threading.active_count(), len(os.listdir("/proc/self/fd"))
+    callbacks = [cycle() for _ in range(20)]
+    assert min(callbacks) > 0
+    assert threading.active_count() == threads
+    assert len(os.listdir("/proc/self/fd")) == files
+
+
+def _synth(*args, **kwargs):
+    return subprocess.Popen([sys.executable, "-m", "synth", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, **kwargs)
+
+
+def test_sigterm_and_ctrl_c_stop_cleanly_with_exit_code_zero(jack):
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        process = _synth("play", "warm-pad")
+        deadline = time.monotonic() + 60
+        line = ""
+        while "playing" not in line and time.monotonic() < deadline:
+            line = process.stderr.readline()
+        time.sleep(0.5)
+        process.send_signal(sig)
+        _, err = process.communicate(timeout=20)
+        assert process.returncode == 0, err
+        assert "Traceback" not in err and "underflows 0" in err
+
+
+@pytest.mark.parametrize("args, sentence", [
+    (["--device", "no-such-card"], "No output device matches 'no-such-card'; `synth devices` lists them."),
+    (["--sample-rate", "44100"], "cannot play 2 channels at 44100 Hz"),
+    (["--block-size", "0"], "block size 0 must be an integer in 1..8192 frames"),
+    (["--capture", "x.wav"], "--capture needs a score or --duration"),
+])
+def test_bad_device_settings_give_one_sentence(jack, args, sentence, tmp_path):
+    process = _synth("play", "warm-pad", "--duration", "1", *args, cwd=tmp_path) if "--capture" not in args \
+        else _synth("play", "warm-pad", *args, cwd=tmp_path)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode != 0
+    assert sentence in err and "Traceback" not in err
+
+
+def test_devices_lists_the_jack_device(jack):
+    process = _synth("devices")
+    out, _ = process.communicate(timeout=60)
+    assert process.returncode == 0 and "JACK Audio Connection Kit" in out and "out  2" in out
