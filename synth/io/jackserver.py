@@ -1,0 +1,82 @@
+"""JACK's dummy backend as a real audio device on machines without a sound card (tests, benches,
+headless servers): a JACK server paced like a card, which PortAudio's JACK host API then offers."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+
+from synth.errors import SynthError
+from synth.io.stream import sounddevice_module
+
+
+def refresh_portaudio() -> None:
+    """PortAudio lists devices when it starts; restart it so it sees a server started since.
+    sounddevice has no public call for this, so its own _terminate/_initialize are used."""
+    sd = sounddevice_module()
+    sd._terminate()
+    sd._initialize()
+
+
+def jack_device_index() -> int | None:
+    """PortAudio's index of the JACK device with stereo output, or None."""
+    sd = sounddevice_module()
+    for index, device in enumerate(sd.query_devices()):
+        if "JACK" in sd.query_hostapis(device["hostapi"])["name"] and device["max_output_channels"] >= 2:
+            return index
+    return None
+
+
+class JackDummyServer:
+    """`jackd --no-realtime -d dummy -r RATE -p PERIOD`, started and stopped by its own process id.
+
+    with JackDummyServer(48000, 256) as server: ... server.device is PortAudio's device index.
+    """
+
+    def __init__(self, sample_rate: int = 48000, period: int = 256):
+        self.sample_rate, self.period = sample_rate, period
+        self.process: subprocess.Popen | None = None
+        self.device: int | None = None
+
+    def start(self, timeout_s: float = 15.0) -> int:
+        if shutil.which("jackd") is None:
+            raise SynthError("jackd is not installed (Debian package jackd2)")
+        self.process = subprocess.Popen(
+            ["jackd", "--no-realtime", "-d", "dummy", "-r", str(self.sample_rate), "-p", str(self.period)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise SynthError(f"jackd exited: {self.process.stderr.read().decode(errors='replace').strip()}")
+            time.sleep(0.3)
+            refresh_portaudio()
+            self.device = jack_device_index()
+            if self.device is not None:
+                return self.device
+        self.stop()
+        raise SynthError("jackd started but PortAudio shows no JACK device")
+
+    def stop(self) -> None:
+        """Close PortAudio's JACK client first (libjack aborts the whole process when its server
+        vanishes under an open client), stop the server, then reopen PortAudio."""
+        sd = sounddevice_module()
+        sd._terminate()
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        self.process = None
+        sd._initialize()
+
+    def __enter__(self) -> JackDummyServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
