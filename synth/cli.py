@@ -44,7 +44,8 @@ def _play(args: argparse.Namespace) -> int:
 
     return play(args.preset, args.score, device=args.device, sample_rate=args.sample_rate,
                 block_size=args.block_size, latency=args.latency, channels=args.channels,
-                duration_s=args.duration, tail_s=args.tail, capture=args.capture)
+                duration_s=args.duration, tail_s=args.tail, capture=args.capture,
+                input_channels=args.input_channels)
 
 
 def _devices(args: argparse.Namespace) -> int:
@@ -114,6 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
     play.add_argument("--duration", type=float, help="seconds to play (default: the score, or until Ctrl-C)")
     play.add_argument("--tail", type=float, default=2.0, help="seconds after the score's last event")
     play.add_argument("--capture", help="also write what was played to this WAV file")
+    play.add_argument("--input-channels", type=int, default=0,
+                      help="live input channels for the preset's audio_input plugin (default 0: none)")
     play.set_defaults(run=_play)
 
     commands.add_parser("devices", help="list audio devices").set_defaults(run=_devices)

@@ -25,11 +25,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from synth.dsp.mix import add_into, all_finite, clear, write_output
+from synth.dsp.mix import add_into, all_finite, clear, deinterleave, write_output
 from synth.errors import SynthError
 from synth.events import AllNotesOff, Event, NoteOff, NoteOn, ParamChange, Scheduler
 from synth.params import ParamSpec
-from synth.plugins import Instrument, Plugin
+from synth.plugins import INSTRUMENT, SOURCE, Instrument, Plugin
 
 DEFAULT_CEILING_DB = -0.3
 DEFAULT_INBOX_CAPACITY = 4096
@@ -69,6 +69,8 @@ class Engine:
 
     sample_rate: Hz. max_block: the most frames one process call renders at a time (longer calls
     are split). channels: 1 or 2. ceiling_db: the master stage's hard ceiling in dBFS.
+    input_channels: live input channels handed to `process` (0: none); source plugins that take
+    input (`uses_input`) read them from the engine's input bus.
     """
 
     slots: list[Slot]
@@ -77,6 +79,7 @@ class Engine:
     channels: int = 2
     ceiling_db: float = DEFAULT_CEILING_DB
     inbox_capacity: int = DEFAULT_INBOX_CAPACITY
+    input_channels: int = 0
     counters: EngineCounters = field(default_factory=EngineCounters)
 
     def __post_init__(self) -> None:
@@ -86,13 +89,15 @@ class Engine:
         if duplicates:
             raise SynthError(f"chain ids must be unique; repeated: {', '.join(duplicates)}")
         self._by_id = {slot.id: slot for slot in self.slots}
+        if not 0 <= self.input_channels <= 32:
+            raise SynthError(f"input channels {self.input_channels!r} must be in 0..32")
+        self._sources = [s for s in self.slots if s.plugin.kind in (INSTRUMENT, SOURCE)]
         self._instruments = [s for s in self.slots if isinstance(s.plugin, Instrument)]
-        self._effects = [s for s in self.slots if not isinstance(s.plugin, Instrument)]
+        self._effects = [s for s in self.slots if s.plugin.kind not in (INSTRUMENT, SOURCE)]
         self._ceiling = 10.0 ** (self.ceiling_db / 20.0)
         self._scheduler = Scheduler()
         self._inbox: collections.deque[Event] = collections.deque()
         self.sample_time = 0
-        self._prepared = False
 
     # --- set-up (not on the audio thread) -------------------------------------------------
 
@@ -100,18 +105,21 @@ class Engine:
         """Make every buffer and compile every kernel; safe to call again (resets the engine)."""
         self._bus = np.zeros((self.channels, self.max_block), dtype=np.float32)
         self._source = np.zeros((self.channels, self.max_block), dtype=np.float32)
+        self._input = np.zeros((max(self.input_channels, 1), self.max_block), dtype=np.float32)
         for slot in self.slots:
+            if getattr(slot.plugin, "uses_input", False):
+                slot.plugin.connect_input(self._input)
             slot.plugin.prepare(self.sample_rate, self.max_block, self.channels)
         warm_out = np.zeros((self.max_block, self.channels), dtype=np.float32)
         clear(self._bus, 1)
         add_into(self._bus, self._source, 1)
         all_finite(self._bus, 1)
         write_output(self._bus, warm_out, 0, 1, self._ceiling)
+        deinterleave(np.zeros((1, self._input.shape[0]), dtype=np.float32), 0, 1, self._input)
         self._scheduler.clear()
         self._inbox.clear()
         self.sample_time = 0
         self.counters = EngineCounters()
-        self._prepared = True
 
     def schedule(self, event: Event) -> None:
         """Queue an event from the thread that calls process (offline renders, tests)."""
@@ -142,8 +150,11 @@ class Engine:
 
     # --- the audio thread -------------------------------------------------------------------
 
-    def process(self, out: np.ndarray) -> None:
-        """Fill `out` (float32 [frames, channels], C-contiguous) with the next frames of audio."""
+    def process(self, out: np.ndarray, live_input: np.ndarray | None = None) -> None:
+        """Fill `out` (float32 [frames, channels], C-contiguous) with the next frames of audio.
+
+        live_input: float32 [frames, input_channels] captured with this block, or None (silence).
+        """
         while self._inbox:
             self._scheduler.push(self._inbox.popleft())
         frames = out.shape[0]
@@ -162,7 +173,7 @@ class Engine:
             end = min(frames, cursor + self.max_block)
             if next_time is not None and next_time - block_start < end:
                 end = next_time - block_start
-            self._render_segment(out, cursor, end - cursor)
+            self._render_segment(out, live_input, cursor, end - cursor)
             cursor = end
         self.sample_time += frames
         self.counters.blocks += 1
@@ -186,10 +197,14 @@ class Engine:
             case ParamChange(slot_id=slot_id, name=name, value=value):
                 self._by_id[slot_id].plugin.set_param(name, value)
 
-    def _render_segment(self, out: np.ndarray, offset: int, n: int) -> None:
+    def _render_segment(self, out: np.ndarray, live_input, offset: int, n: int) -> None:
         bus, source = self._bus, self._source
+        if live_input is None:
+            clear(self._input, n)
+        else:
+            deinterleave(live_input, offset, n, self._input)
         clear(bus, n)
-        for slot in self._instruments:
+        for slot in self._sources:
             clear(source, n)
             slot.plugin.process(source, n)
             if all_finite(source, n):

@@ -30,13 +30,14 @@ class HostStatus:
     block_period_ms: float
     voices: int
     underflows: int
+    overflows: int
     late_events: int
     nonfinite_blocks: int
     dropped_events: int
 
     def line(self) -> str:
         return (f"DSP {100 * self.load_mean:4.1f}% (peak {100 * self.load_peak:5.1f}%)  voices {self.voices:3d}  "
-                f"underflows {self.underflows}  late {self.late_events}  NaN blocks {self.nonfinite_blocks}")
+                f"underflows {self.underflows}  overflows {self.overflows}  late {self.late_events}  NaN blocks {self.nonfinite_blocks}")
 
 
 class Host:
@@ -52,7 +53,7 @@ class Host:
                  capture_frames: int = 0):
         self.engine = engine
         self.stream = AudioStream(engine.process, engine.sample_rate, engine.max_block, engine.channels,
-                                  device, latency, capture_frames)
+                                  device, latency, capture_frames, engine.input_channels)
         self._started_at = 0.0
         self._switch_interval = sys.getswitchinterval()
         self._gc_was_enabled = gc.isenabled()
@@ -103,5 +104,5 @@ class Host:
         counters = self.engine.counters
         return HostStatus(time.monotonic() - self._started_at, mean / period, worst / period, 1000 * p50,
                           1000 * p99, 1000 * worst, 1000 * period, self.engine.active_voices,
-                          self.stream.underflows, counters.late_events, counters.nonfinite_blocks,
+                          self.stream.underflows, self.stream.overflows, counters.late_events, counters.nonfinite_blocks,
                           counters.dropped_events)

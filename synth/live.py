@@ -19,11 +19,11 @@ STATUS_INTERVAL_S = 0.25
 
 
 def play(preset_name, score=None, *, device=None, sample_rate=48000, block_size=256, latency=None, channels=2,
-         duration_s=None, tail_s=2.0, capture=None) -> int:
+         duration_s=None, tail_s=2.0, capture=None, input_channels=0) -> int:
     """Play until the score (plus tail) or `duration_s` ends, or Ctrl-C / SIGTERM; returns the exit code."""
     check_stream_format(sample_rate, block_size, channels)
     preset = load_preset(preset_name)
-    engine = preset.build_engine(sample_rate, block_size, channels)
+    engine = preset.build_engine(sample_rate, block_size, channels, input_channels)
     events = load_score(score, engine, preset.osc_map, preset.midi_cc) if score else []
     if duration_s is None and events:
         duration_s = total_frames(events, sample_rate, tail_s) / sample_rate

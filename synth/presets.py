@@ -66,14 +66,16 @@ class PresetSpec:
     midi_cc: dict[int, tuple[str, str]] = field(default_factory=dict)
     source: str = "<memory>"
 
-    def build_engine(self, sample_rate: int = 48000, max_block: int = 512, channels: int = 2) -> Engine:
+    def build_engine(self, sample_rate: int = 48000, max_block: int = 512, channels: int = 2,
+                     input_channels: int = 0) -> Engine:
         """An Engine holding this chain (not yet prepared)."""
         slots = []
         for entry in self.chain:
             cls = plugin_class(entry.plugin)
             kwargs = {"voice_limit": self.voice_limit} if cls.kind == INSTRUMENT else {}
             slots.append(Slot(entry.id, cls(**kwargs, **entry.params), entry.channel))
-        return Engine(slots, sample_rate=sample_rate, max_block=max_block, channels=channels)
+        return Engine(slots, sample_rate=sample_rate, max_block=max_block, channels=channels,
+                      input_channels=input_channels)
 
 
 def resolve_preset_path(name_or_path: str | Path, folders: list[Path] | None = None) -> Path:

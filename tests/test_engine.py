@@ -201,3 +201,29 @@ def test_prepare_compiles_every_kernel_the_audio_path_uses():
     engine.schedule(NoteOn(engine.sample_time, 60, 1))
     run(engine, 4800, 100)
     assert {kernel: len(kernel.signatures) for kernel in _kernels()} == compiled
+
+
+def test_live_input_flows_through_the_chain_channel_to_channel():
+    from synth.plugins import AudioInput
+
+    engine = Engine([Slot("mic", AudioInput(gain_db=-6.0)), Slot("out", GainPan())], 48000, 64, 2, input_channels=2)
+    engine.prepare()
+    live = np.zeros((1000, 2), dtype=np.float32)
+    live[:, 0] = np.sin(np.arange(1000) * 0.05)
+    out = np.zeros((1000, 2), dtype=np.float32)
+    engine.process(out, live)  # longer than max_block: split, input kept in step
+    assert out[:, 0] == pytest.approx(live[:, 0] * 10 ** (-6 / 20), abs=1e-6)
+    assert np.all(out[:, 1] == 0.0)
+    engine.process(out)  # no input this block: silence, not stale samples
+    assert np.all(out == 0.0)
+
+
+def test_mono_input_feeds_both_channels():
+    from synth.plugins import AudioInput
+
+    engine = Engine([Slot("mic", AudioInput())], 48000, 256, 2, input_channels=1)
+    engine.prepare()
+    live = np.full((256, 1), 0.25, dtype=np.float32)
+    out = np.zeros((256, 2), dtype=np.float32)
+    engine.process(out, live)
+    assert np.all(out == 0.25)

@@ -100,6 +100,15 @@ def test_start_stop_twenty_times_leaks_no_threads_or_files(jack):
     assert len(os.listdir("/proc/self/fd")) == files
 
 
+def test_duplex_stream_with_live_input(jack):
+    engine = load_preset("warm-pad").build_engine(SAMPLE_RATE, PERIOD, input_channels=2)
+    with Host(engine, device=jack) as host:
+        time.sleep(1.0)
+    status = host.status()
+    assert host.stream.callbacks > 150
+    assert status.underflows == 0 and status.overflows == 0
+
+
 def _synth(*args, **kwargs):
     return subprocess.Popen([sys.executable, "-m", "synth", *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, **kwargs)
@@ -124,6 +133,7 @@ def test_sigterm_and_ctrl_c_stop_cleanly_with_exit_code_zero(jack):
     (["--sample-rate", "44100"], "cannot play 2 channels at 44100 Hz"),
     (["--block-size", "0"], "block size 0 must be an integer in 1..8192 frames"),
     (["--capture", "x.wav"], "--capture needs a score or --duration"),
+    (["--input-channels", "8"], "Device 'system' has 2 input channels, not 8."),
 ])
 def test_bad_device_settings_give_one_sentence(jack, args, sentence, tmp_path):
     process = _synth("play", "warm-pad", "--duration", "1", *args, cwd=tmp_path) if "--capture" not in args \
@@ -131,6 +141,29 @@ def test_bad_device_settings_give_one_sentence(jack, args, sentence, tmp_path):
     _, err = process.communicate(timeout=60)
     assert process.returncode != 0
     assert sentence in err and "Traceback" not in err
+
+
+def test_status_line_refreshes_in_a_terminal(jack):
+    import pty
+
+    leader, follower = pty.openpty()
+    process = subprocess.Popen([sys.executable, "-m", "synth", "play", "warm-pad", "--duration", "2"],
+                               stdout=subprocess.DEVNULL, stderr=follower)
+    os.close(follower)
+    screen = b""
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        screen += chunk
+    os.close(leader)
+    assert process.wait(timeout=30) == 0
+    updates = screen.decode().count("\rDSP ")
+    assert updates >= 4, screen  # about four a second for two seconds
+    assert "voices" in screen.decode() and "underflows 0" in screen.decode()
 
 
 def test_devices_lists_the_jack_device(jack):

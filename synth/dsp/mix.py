@@ -80,3 +80,28 @@ def gain_pan(bus, n, gain_db_start, gain_db_end, pan_start, pan_end):
         else:
             for c in range(bus.shape[0]):
                 bus[c, i] *= gain
+
+
+@njit(nogil=True, cache=True)
+def deinterleave(frames, offset, n, planar):
+    """planar[c, :n] = frames[offset:offset+n, c] for the channels both have; the rest are zeroed.
+    frames: float32 [frames, channels] (as PortAudio delivers); planar: float32 [channels, max_block]."""
+    shared = min(frames.shape[1], planar.shape[0])
+    for c in range(planar.shape[0]):
+        for i in range(n):
+            planar[c, i] = frames[offset + i, c] if c < shared else 0.0
+
+
+@njit(nogil=True, cache=True)
+def add_input(bus, planar_input, n, gain_db_start, gain_db_end):
+    """Add live input to the bus with a gain ramp (dB): a mono input feeds every bus channel,
+    otherwise input channel c feeds bus channel c."""
+    step = (gain_db_end - gain_db_start) / n if n > 1 else 0.0
+    mono = planar_input.shape[0] == 1
+    for i in range(n):
+        gain = 10.0 ** ((gain_db_start + step * i) / 20.0)
+        for c in range(bus.shape[0]):
+            if mono:
+                bus[c, i] += planar_input[0, i] * gain
+            elif c < planar_input.shape[0]:
+                bus[c, i] += planar_input[c, i] * gain

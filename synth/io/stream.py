@@ -1,8 +1,9 @@
-"""A sounddevice (PortAudio) output stream whose callback renders with one function, plus counters.
+"""A sounddevice (PortAudio) stream whose callback renders with one function, plus counters.
 
-`AudioStream` is a context manager. Its callback does three things: call `render(out)` on PortAudio's
-buffer, count underflows PortAudio reports, and write its own duration into a preallocated ring
-(and, when asked, the rendered frames into a preallocated capture buffer). Nothing else runs there.
+`AudioStream` is a context manager. Its callback does three things: call `render(out, live_input)`
+on PortAudio's buffers, count the underflows and overflows PortAudio reports, and write its own
+duration into a preallocated ring (and, when asked, the rendered frames into a preallocated capture
+buffer). Nothing else runs there. With input channels it is a duplex stream.
 """
 
 from __future__ import annotations
@@ -35,40 +36,49 @@ def list_devices() -> list[dict]:
              "default_rate": d["default_samplerate"]} for index, d in enumerate(sd.query_devices())]
 
 
-def resolve_output_device(device: int | str | None, sample_rate: int, channels: int) -> int:
-    """The index of a usable output device (None: the default); SynthError in one sentence if not."""
+def resolve_device(device: int | str | None, sample_rate: int, channels: int, kind: str = "output") -> int:
+    """The index of a usable `kind` ("output" or "input") device (None: the default);
+    SynthError in one sentence if there is none or it cannot take these settings."""
     sd = sounddevice_module()
     if isinstance(device, str) and device.isdigit():
         device = int(device)
     try:
-        info = sd.query_devices(device, kind="output") if device is not None else sd.query_devices(kind="output")
+        info = sd.query_devices(device, kind=kind) if device is not None else sd.query_devices(kind=kind)
     except (ValueError, sd.PortAudioError):
         if device is None:
-            raise SynthError("No audio output device was found (is a sound card or JACK server running?).") from None
-        raise SynthError(f"No output device matches {device!r}; `synth devices` lists them.") from None
-    index = info["index"] if "index" in info else list(sd.query_devices()).index(info)
-    if info["max_output_channels"] < channels:
-        raise SynthError(f"Device {info['name']!r} has {info['max_output_channels']} output channels, not {channels}.")
+            raise SynthError(f"No audio {kind} device was found (is a sound card or JACK server running?).") from None
+        raise SynthError(f"No {kind} device matches {device!r}; `synth devices` lists them.") from None
+    index = list(sd.query_devices()).index(info)
+    available = info[f"max_{kind}_channels"]
+    if available < channels:
+        raise SynthError(f"Device {info['name']!r} has {available} {kind} channels, not {channels}.")
+    check = sd.check_output_settings if kind == "output" else sd.check_input_settings
     try:
-        sd.check_output_settings(index, channels=channels, dtype="float32", samplerate=sample_rate)
+        check(index, channels=channels, dtype="float32", samplerate=sample_rate)
     except sd.PortAudioError as error:
-        raise SynthError(f"Device {info['name']!r} cannot play {channels} channels at {sample_rate} Hz ({error}).") from None
+        verb = "play" if kind == "output" else "record"
+        raise SynthError(f"Device {info['name']!r} cannot {verb} {channels} channels at {sample_rate} Hz ({error}).") from None
     return index
 
 
 class AudioStream:
-    """An output stream that calls `render(out)` (out: float32 [frames, channels]) each block.
+    """A stream that calls `render(out, live_input)` each block: out is float32 [frames, channels],
+    live_input float32 [frames, input_channels] or None when the stream has no input.
 
     sample_rate: Hz; block_size: frames per callback; latency: seconds or None for the device's
     low default; capture_frames > 0 keeps the first that many rendered frames (for checks and takes).
-    Counters while it runs: callbacks, underflows; `durations_s()` gives recent callback durations.
+    Counters while it runs: callbacks, underflows, overflows; `durations_s()` gives recent
+    callback durations.
     """
 
-    def __init__(self, render: Callable[[np.ndarray], None], sample_rate: int, block_size: int, channels: int = 2,
-                 device: int | str | None = None, latency: float | None = None, capture_frames: int = 0):
+    def __init__(self, render: Callable[[np.ndarray, np.ndarray | None], None], sample_rate: int, block_size: int,
+                 channels: int = 2, device: int | str | None = None, latency: float | None = None,
+                 capture_frames: int = 0, input_channels: int = 0):
         self._sd = sounddevice_module()
-        self.device = resolve_output_device(device, sample_rate, channels)
+        self.device = resolve_device(device, sample_rate, channels, "output")
+        self.input_device = resolve_device(device, sample_rate, input_channels, "input") if input_channels else None
         self.sample_rate, self.block_size, self.channels = sample_rate, block_size, channels
+        self.input_channels = input_channels
         self._render = render
         self._latency = "low" if latency is None else latency
         self._durations = np.zeros(TIMING_SLOTS)
@@ -76,17 +86,23 @@ class AudioStream:
         self.captured_frames = 0
         self.callbacks = 0
         self.underflows = 0
+        self.overflows = 0
         self._stream = None
 
     @property
     def block_period_s(self) -> float:
         return self.block_size / self.sample_rate
 
-    def _callback(self, outdata, frames, time_info, status) -> None:
+    def _output_callback(self, outdata, frames, time_info, status) -> None:
+        self._callback(None, outdata, frames, time_info, status)
+
+    def _callback(self, indata, outdata, frames, time_info, status) -> None:
         started = time.perf_counter()
         if status.output_underflow:
             self.underflows += 1
-        self._render(outdata)
+        if status.input_overflow:
+            self.overflows += 1
+        self._render(outdata, indata)
         room = self._capture.shape[0] - self.captured_frames
         if room > 0:
             take = min(room, frames)
@@ -97,9 +113,15 @@ class AudioStream:
 
     def start(self) -> None:
         try:
-            self._stream = self._sd.OutputStream(
-                samplerate=self.sample_rate, blocksize=self.block_size, device=self.device,
-                channels=self.channels, dtype="float32", latency=self._latency, callback=self._callback)
+            if self.input_channels:
+                self._stream = self._sd.Stream(
+                    samplerate=self.sample_rate, blocksize=self.block_size, device=(self.input_device, self.device),
+                    channels=(self.input_channels, self.channels), dtype="float32", latency=self._latency,
+                    callback=self._callback)
+            else:
+                self._stream = self._sd.OutputStream(
+                    samplerate=self.sample_rate, blocksize=self.block_size, device=self.device,
+                    channels=self.channels, dtype="float32", latency=self._latency, callback=self._output_callback)
             self._stream.start()
         except self._sd.PortAudioError as error:
             self.close()
@@ -108,7 +130,10 @@ class AudioStream:
     @property
     def latency_s(self) -> float:
         """Output latency PortAudio reports for the open stream (seconds)."""
-        return float(self._stream.latency) if self._stream is not None else 0.0
+        if self._stream is None:
+            return 0.0
+        latency = self._stream.latency
+        return float(latency[1] if isinstance(latency, tuple) else latency)
 
     def close(self) -> None:
         """Stop and close the stream (safe to call twice)."""

@@ -6,14 +6,15 @@ from __future__ import annotations
 from importlib.metadata import entry_points
 
 from synth.errors import SynthError
-from synth.plugins.base import EFFECT, INSTRUMENT, Instrument, Plugin
+from synth.plugins.audio_input import AudioInput
+from synth.plugins.base import EFFECT, INSTRUMENT, SOURCE, Instrument, Plugin
 from synth.plugins.delay import Delay
 from synth.plugins.gain_pan import GainPan
 from synth.plugins.noise import NoiseSource
 from synth.plugins.oscillator import Oscillator
 
 ENTRY_POINT_GROUP = "synth.plugins"
-BUILTIN_PLUGINS: tuple[type[Plugin], ...] = (Oscillator, NoiseSource, GainPan, Delay)
+BUILTIN_PLUGINS: tuple[type[Plugin], ...] = (Oscillator, NoiseSource, AudioInput, GainPan, Delay)
 
 _registry: dict[str, type[Plugin]] = {cls.name: cls for cls in BUILTIN_PLUGINS}
 _entry_point_errors: list[str] = []
@@ -24,8 +25,8 @@ def register(cls: type[Plugin]) -> type[Plugin]:
     """Add a plugin class to the registry (usable as a decorator)."""
     if not (isinstance(cls, type) and issubclass(cls, Plugin)) or not cls.name:
         raise SynthError(f"{cls!r} is not a Plugin subclass with a name")
-    if cls.kind not in (INSTRUMENT, EFFECT):
-        raise SynthError(f"plugin {cls.name!r}: kind must be {INSTRUMENT!r} or {EFFECT!r}")
+    if cls.kind not in (INSTRUMENT, SOURCE, EFFECT):
+        raise SynthError(f"plugin {cls.name!r}: kind must be {INSTRUMENT!r}, {SOURCE!r} or {EFFECT!r}")
     _registry[cls.name] = cls
     return cls
 
@@ -62,5 +63,5 @@ def plugin_class(name: str) -> type[Plugin]:
     raise SynthError(message)
 
 
-__all__ = ["ENTRY_POINT_GROUP", "EFFECT", "INSTRUMENT", "Instrument", "Plugin", "available",
+__all__ = ["ENTRY_POINT_GROUP", "EFFECT", "INSTRUMENT", "SOURCE", "Instrument", "Plugin", "available",
            "discover", "plugin_class", "register"]

@@ -2,7 +2,7 @@
 
 Contract for `process(bus, n)` (it runs on the audio thread, see synth/engine.py):
 - bus is float32 [channels, max_block]; only the first n samples (n <= max_block) count.
-- instruments ADD their output into the bus; effects transform it in place.
+- instruments and sources ADD their output into the bus; effects transform it in place.
 - no allocation, I/O, locks or logging; state lives in arrays made by `prepare`.
 """
 
@@ -15,8 +15,9 @@ import numpy as np
 from synth.errors import SynthError
 from synth.params import ParamSpec, SmoothedParam
 
-INSTRUMENT = "instrument"
-EFFECT = "effect"
+INSTRUMENT = "instrument"  # plays notes; its output sums into the bus
+SOURCE = "source"  # sums into the bus but takes no notes (live input)
+EFFECT = "effect"  # transforms the bus in place
 _WARM_UP_SAMPLES = 16
 
 
