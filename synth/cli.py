@@ -42,10 +42,14 @@ def _demo(args: argparse.Namespace) -> int:
 def _play(args: argparse.Namespace) -> int:
     from synth.live import play
 
+    osc = None
+    if args.command == "serve":
+        allow = frozenset(args.allow) if args.allow else None
+        osc = {"port": args.osc_port, "bind": args.osc_host, "allow": allow}
     return play(args.preset, args.score, device=args.device, sample_rate=args.sample_rate,
                 block_size=args.block_size, latency=args.latency, channels=args.channels,
                 duration_s=args.duration, tail_s=args.tail, capture=args.capture,
-                input_channels=args.input_channels)
+                input_channels=args.input_channels, osc=osc, record=args.record)
 
 
 def _devices(args: argparse.Namespace) -> int:
@@ -104,20 +108,29 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--no-play", action="store_true", help="only write the file")
     demo.set_defaults(run=_demo)
 
-    play = commands.add_parser("play", help="play a preset live (a score, or until Ctrl-C)")
-    play.add_argument("preset", help="preset name or .toml path")
-    play.add_argument("score", nargs="?", help="optional score (.mid or .jsonl) to perform")
-    play.add_argument("--device", help="output device name (or part of it) or index; see `synth devices`")
-    play.add_argument("--sample-rate", type=int, default=48000, help="Hz (default 48000)")
-    play.add_argument("--block-size", type=int, default=256, help="frames per callback (default 256)")
-    play.add_argument("--latency", type=float, help="output latency in seconds (default: the device's low)")
-    play.add_argument("--channels", type=int, choices=(1, 2), default=2)
-    play.add_argument("--duration", type=float, help="seconds to play (default: the score, or until Ctrl-C)")
-    play.add_argument("--tail", type=float, default=2.0, help="seconds after the score's last event")
-    play.add_argument("--capture", help="also write what was played to this WAV file")
-    play.add_argument("--input-channels", type=int, default=0,
-                      help="live input channels for the preset's audio_input plugin (default 0: none)")
-    play.set_defaults(run=_play)
+    for name, summary in (("play", "play a preset live (a score, or until Ctrl-C)"),
+                          ("serve", "play a preset live under OSC control")):
+        play = commands.add_parser(name, help=summary)
+        play.add_argument("preset", help="preset name or .toml path")
+        play.add_argument("score", nargs="?", help="optional score (.mid or .jsonl) to perform")
+        play.add_argument("--device", help="audio device name (or part of it) or index; see `synth devices`")
+        play.add_argument("--sample-rate", type=int, default=48000, help="Hz (default 48000)")
+        play.add_argument("--block-size", type=int, default=256, help="frames per callback (default 256)")
+        play.add_argument("--latency", type=float, help="output latency in seconds (default: the device's low)")
+        play.add_argument("--channels", type=int, choices=(1, 2), default=2)
+        play.add_argument("--duration", type=float, help="seconds to play (default: the score, or until Ctrl-C)")
+        play.add_argument("--tail", type=float, default=2.0, help="seconds after the score's last event")
+        play.add_argument("--capture", help="also write what was played to this WAV file")
+        play.add_argument("--input-channels", type=int, default=0,
+                          help="live input channels for the preset's audio_input plugin (default 0: none)")
+        play.add_argument("--record", help="write every applied event to this JSON Lines session file")
+        if name == "serve":
+            play.add_argument("--osc-port", type=int, default=9000, help="UDP port (default 9000; 0 picks one)")
+            play.add_argument("--osc-host", default="127.0.0.1",
+                              help="interface to listen on (default 127.0.0.1: this machine only)")
+            play.add_argument("--allow", action="append", metavar="IP",
+                              help="only this client address may control (repeatable)")
+        play.set_defaults(run=_play)
 
     commands.add_parser("devices", help="list audio devices").set_defaults(run=_devices)
     commands.add_parser("presets", help="list the shipped presets").set_defaults(run=_presets)

@@ -10,6 +10,9 @@ everything it reaches keeps to these rules:
 - it counts what goes wrong (late events, non-finite blocks, clamped samples, dropped events)
   instead of raising.
 Other threads hand events over with `post()` (a bounded queue, drained at the start of a block).
+An event timed before the block it arrives in (other than IMMEDIATE) is applied at once and counted
+late. When `applied_log` is a deque, every applied event is appended to it as (sample it took
+effect on, event), for a recorder thread to write out.
 
 Per block: drain posted events into the scheduler; split the block at each event's sample time and
 apply the event there; for each segment, sum the instruments into the bus, run the effects in
@@ -27,7 +30,7 @@ import numpy as np
 
 from synth.dsp.mix import add_into, all_finite, clear, deinterleave, write_output
 from synth.errors import SynthError
-from synth.events import AllNotesOff, Event, NoteOff, NoteOn, ParamChange, Scheduler
+from synth.events import IMMEDIATE, AllNotesOff, Event, NoteOff, NoteOn, ParamChange, Scheduler
 from synth.params import ParamSpec
 from synth.plugins import INSTRUMENT, SOURCE, Instrument, Plugin
 
@@ -54,6 +57,7 @@ class EngineCounters:
 
     blocks: int = 0
     late_events: int = 0
+    worst_lateness_samples: int = 0
     nonfinite_blocks: int = 0
     clamped_samples: int = 0
     stolen_voices: int = 0
@@ -98,6 +102,7 @@ class Engine:
         self._scheduler = Scheduler()
         self._inbox: collections.deque[Event] = collections.deque()
         self.sample_time = 0
+        self.applied_log: collections.deque | None = None
 
     # --- set-up (not on the audio thread) -------------------------------------------------
 
@@ -166,9 +171,14 @@ class Engine:
             next_time = self._scheduler.next_time()
             while next_time is not None and next_time <= now:
                 event = self._scheduler.pop()
-                if event.time_samples < block_start:
+                if event.time_samples < block_start and event.time_samples != IMMEDIATE:
                     self.counters.late_events += 1
+                    lateness = block_start - event.time_samples
+                    if lateness > self.counters.worst_lateness_samples:
+                        self.counters.worst_lateness_samples = lateness
                 self._apply(event)
+                if self.applied_log is not None:
+                    self.applied_log.append((now, event))
                 next_time = self._scheduler.next_time()
             end = min(frames, cursor + self.max_block)
             if next_time is not None and next_time - block_start < end:

@@ -2,6 +2,7 @@
 
 Every event carries `time_samples`, an absolute sample index on the engine's clock (sample 0 is the
 first sample the engine renders). A score time t seconds becomes round(t * sample_rate).
+IMMEDIATE means "at the start of the next block" (a live message outside a timed bundle).
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ class ParamChange:
 
 
 Event = NoteOn | NoteOff | AllNotesOff | ParamChange
+IMMEDIATE = -(2**62)  # below any real sample time, even of a bundle timed before the engine started
 
 
 def seconds_to_samples(time_s: float, sample_rate: float) -> int:

@@ -14,7 +14,7 @@ from synth.engine import Engine
 from synth.events import Event
 from synth.io.stream import AudioStream
 
-GIL_SWITCH_INTERVAL_S = 0.0005  # other Python threads hand the GIL back to the audio thread this often
+GIL_SWITCH_INTERVAL_S = 0.0001  # other Python threads hand the GIL back to the audio thread this often
 
 
 @dataclass
@@ -32,6 +32,7 @@ class HostStatus:
     underflows: int
     overflows: int
     late_events: int
+    worst_late_ms: float
     nonfinite_blocks: int
     dropped_events: int
 
@@ -52,8 +53,10 @@ class Host:
     def __init__(self, engine: Engine, device: int | str | None = None, latency: float | None = None,
                  capture_frames: int = 0):
         self.engine = engine
-        self.stream = AudioStream(engine.process, engine.sample_rate, engine.max_block, engine.channels,
+        self.stream = AudioStream(self._render, engine.sample_rate, engine.max_block, engine.channels,
                                   device, latency, capture_frames, engine.input_channels)
+        self.clock_anchor = (0, time.time())  # (engine sample at a block's start, Unix time of its callback)
+        self._next_engine: Engine | None = None
         self._started_at = 0.0
         self._switch_interval = sys.getswitchinterval()
         self._gc_was_enabled = gc.isenabled()
@@ -75,6 +78,41 @@ class Host:
         except BaseException:
             self._restore()
             raise
+
+    def _render(self, out: np.ndarray, live_input: np.ndarray | None) -> None:
+        """The stream's callback body: switch engines if one is waiting, then render the block."""
+        if self._next_engine is not None:
+            self._switch_engine()
+        self.clock_anchor = (self.engine.sample_time, time.time())
+        self.engine.process(out, live_input)
+
+    def _switch_engine(self) -> None:
+        old, new = self.engine, self._next_engine
+        new.sample_time = old.sample_time
+        new.counters = old.counters
+        new.applied_log = old.applied_log
+        self.engine = new
+        self._next_engine = None
+
+    def replace_engine(self, engine: Engine) -> None:
+        """Swap in another engine (a preset load) at the next block; prepared here, off the audio
+        thread. It must have the running one's rate, block size and channels."""
+        old = self.engine
+        if (engine.sample_rate, engine.max_block, engine.channels, engine.input_channels) != \
+                (old.sample_rate, old.max_block, old.channels, old.input_channels):
+            raise ValueError("a replacement engine must match the stream's format")
+        engine.prepare()
+        self._next_engine = engine
+
+    def post(self, event: Event) -> bool:
+        """Hand an event to the engine that will render the next block (thread-safe, bounded)."""
+        return (self._next_engine or self.engine).post(event)
+
+    def sample_for(self, unix_time_s: float) -> int:
+        """The engine sample that reaches the output at `unix_time_s` (a bundle's timetag)."""
+        anchor_sample, anchor_time = self.clock_anchor
+        delay_s = unix_time_s - anchor_time - self.stream.latency_s
+        return anchor_sample + round(delay_s * self.engine.sample_rate)
 
     def stop(self) -> None:
         self.stream.close()
@@ -104,5 +142,6 @@ class Host:
         counters = self.engine.counters
         return HostStatus(time.monotonic() - self._started_at, mean / period, worst / period, 1000 * p50,
                           1000 * p99, 1000 * worst, 1000 * period, self.engine.active_voices,
-                          self.stream.underflows, self.stream.overflows, counters.late_events, counters.nonfinite_blocks,
+                          self.stream.underflows, self.stream.overflows, counters.late_events,
+                          1000 * counters.worst_lateness_samples / self.engine.sample_rate, counters.nonfinite_blocks,
                           counters.dropped_events)

@@ -1,4 +1,5 @@
-"""`synth play`: a preset on a live stream, optionally performing a score, with a status line."""
+"""`synth play` and `synth serve`: a preset on a live stream, optionally performing a score, with
+OSC control (serve), session recording, and a status line."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import time
 
 from synth.engine import check_stream_format
 from synth.errors import SynthError
+from synth.control.osc import OscServer
+from synth.control.recorder import SessionRecorder
 from synth.host import Host
 from synth.io.audiofile import wav_writer
 from synth.presets import load_preset
@@ -19,8 +22,12 @@ STATUS_INTERVAL_S = 0.25
 
 
 def play(preset_name, score=None, *, device=None, sample_rate=48000, block_size=256, latency=None, channels=2,
-         duration_s=None, tail_s=2.0, capture=None, input_channels=0) -> int:
-    """Play until the score (plus tail) or `duration_s` ends, or Ctrl-C / SIGTERM; returns the exit code."""
+         duration_s=None, tail_s=2.0, capture=None, input_channels=0, osc=None, record=None) -> int:
+    """Play until the score (plus tail) or `duration_s` ends, or Ctrl-C / SIGTERM; returns the exit code.
+
+    osc: None, or a dict of OscServer settings (port, bind, allow) to serve control over OSC.
+    record: a path for the session's applied events (JSON Lines, re-renderable).
+    """
     check_stream_format(sample_rate, block_size, channels)
     preset = load_preset(preset_name)
     engine = preset.build_engine(sample_rate, block_size, channels, input_channels)
@@ -31,11 +38,18 @@ def play(preset_name, score=None, *, device=None, sample_rate=48000, block_size=
         raise SynthError("--capture needs a score or --duration, so the take has a known length")
     capture_frames = round(duration_s * sample_rate) if capture else 0
     host = Host(engine, device, latency, capture_frames)
+    server = OscServer(host, osc_map=preset.osc_map, **osc) if osc is not None else None
+    recorder = SessionRecorder(engine, record) if record else None
 
     stop = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
     tty = sys.stderr.isatty()
     host.start(events)
+    if recorder:
+        recorder.start()
+    if server:
+        server.start()
+        print(f"OSC on udp://{server.bind}:{server.port}", file=sys.stderr)
     print(f"playing {preset.name} at {sample_rate} Hz, {block_size}-frame blocks, "
           f"output latency {1000 * host.stream.latency_s:.1f} ms; Ctrl-C stops", file=sys.stderr)
     try:
@@ -50,12 +64,22 @@ def play(preset_name, score=None, *, device=None, sample_rate=48000, block_size=
     except KeyboardInterrupt:
         pass
     finally:
+        if server:
+            server.stop()
         host.stop()
+        if recorder:
+            recorder.stop()
         signal.signal(signal.SIGTERM, previous)
     status = host.status()
     print(("\n" if tty else "") + status.line(), file=sys.stderr)
     print(f"callback p50 {status.callback_p50_ms:.2f} ms, p99 {status.callback_p99_ms:.2f} ms, "
           f"max {status.callback_max_ms:.2f} ms of a {status.block_period_ms:.2f} ms block", file=sys.stderr)
+    if server:
+        c = server.counters
+        print(f"OSC: {c.received} messages, {c.applied} applied, {c.malformed} malformed, {c.refused} refused, "
+              f"{c.unknown} unknown, {c.invalid} invalid, {c.dropped} dropped", file=sys.stderr)
+    if recorder:
+        print(f"recorded {recorder.written} events to {recorder.path}", file=sys.stderr)
     if capture:
         taken = host.stream.capture()
         with wav_writer(capture, sample_rate, channels) as wav:

@@ -100,6 +100,18 @@ def resolve_preset_path(name_or_path: str | Path, folders: list[Path] | None = N
     raise SynthError(f"no preset called {name!r} (available: {known})")
 
 
+def load_preset_by_name(name: str, folders: list[Path] | None = None) -> PresetSpec:
+    """Load a preset by bare name from the preset folders only (for remote requests): a path,
+    '..', a separator or an absolute name is refused, so nothing outside those folders is read."""
+    if not isinstance(name, str) or not _NAME_PATTERN.match(name) or ".." in name:
+        raise SynthError(f"preset name {name!r} refused: only bare names from the preset folder")
+    for folder in folders or [SHIPPED_PRESETS]:
+        path = folder / f"{name}{PRESET_SUFFIX}"
+        if path.is_file():
+            return load_preset(path)
+    raise SynthError(f"no preset called {name!r}")
+
+
 def list_presets(folders: list[Path] | None = None) -> list[str]:
     """Names of the presets in the given folders (default: the shipped ones)."""
     names = set()

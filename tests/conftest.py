@@ -102,6 +102,22 @@ def run(engine: Engine, frames: int, block: int) -> np.ndarray:
     return out
 
 
-@pytest.fixture
-def tmp_wav(tmp_path):
-    return tmp_path / "out.wav"
+JACK_RATE, JACK_PERIOD = 48000, 256
+
+
+@pytest.fixture(scope="session")
+def jack():
+    """PortAudio's device index of a JACK dummy server (48 kHz, 256-frame period) started for the
+    session and stopped by its own process id; skipped only where jackd cannot be installed."""
+    from synth.errors import SynthError
+    from synth.io.jackserver import JackDummyServer
+
+    server = JackDummyServer(JACK_RATE, JACK_PERIOD)
+    try:
+        device = server.start()
+    except SynthError as error:
+        if "not installed" in str(error):
+            pytest.skip(f"{error}: realtime tests need its dummy backend")
+        raise
+    yield device
+    server.stop()

@@ -10,29 +10,13 @@ import time
 import numpy as np
 import pytest
 
-from synth.errors import SynthError
 from synth.events import NoteOff, NoteOn, seconds_to_samples
 from synth.host import Host
-from synth.io.jackserver import JackDummyServer
 from synth.presets import load_preset
 from synth.render import render_array
 
 
-SAMPLE_RATE, PERIOD = 48000, 256
-
-
-@pytest.fixture(scope="module")
-def jack():
-    """A JACK dummy server for this module; skipped only where jackd cannot be installed."""
-    server = JackDummyServer(SAMPLE_RATE, PERIOD)
-    try:
-        device = server.start()
-    except SynthError as error:
-        if "not installed" in str(error):
-            pytest.skip(f"{error}: realtime tests need its dummy backend")
-        raise
-    yield device
-    server.stop()
+from conftest import JACK_PERIOD as PERIOD, JACK_RATE as SAMPLE_RATE
 
 
 def chord_events(seconds: float, voices: int = 32) -> list:
@@ -65,6 +49,7 @@ def test_32_voices_for_20_seconds_without_a_glitch_and_equal_to_offline(jack):
     live = host.stream.capture()
 
     assert len(live) == frames
+    assert host.stream.priority_raised is (os.geteuid() == 0)
     assert status.underflows == 0
     assert status.callback_p99_ms < 0.5 * status.block_period_ms, status
     assert peak_voices == 32

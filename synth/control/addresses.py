@@ -101,3 +101,17 @@ class MessageTranslator:
         else:
             native = spec.clamp(_number(value, address))
         return ParamChange(time_samples, slot_id, name, native)
+
+
+def event_to_message(event: Event) -> tuple[str, list]:
+    """The address and arguments that reproduce `event` (for recorded sessions)."""
+    match event:
+        case NoteOn(note=note, velocity=velocity, channel=channel):
+            return "/note/on", [note, velocity] + ([channel] if channel is not None else [])
+        case NoteOff(note=note, channel=channel):
+            return "/note/off", [note] + ([channel] if channel is not None else [])
+        case AllNotesOff():
+            return "/notes/off", []
+        case ParamChange(slot_id=slot_id, name=name, value=value):
+            return f"/param/{slot_id}/{name}", [value]
+    raise TypeError(f"not an event: {event!r}")

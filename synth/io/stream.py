@@ -8,6 +8,8 @@ buffer). Nothing else runs there. With input channels it is a duplex stream.
 
 from __future__ import annotations
 
+import os
+import threading
 import time
 from collections.abc import Callable
 
@@ -15,7 +17,19 @@ import numpy as np
 
 from synth.errors import SynthError
 
+AUDIO_THREAD_NICENESS = -15  # applied where permitted (root, or CAP_SYS_NICE); ignored elsewhere
 TIMING_SLOTS = 8192  # callback durations kept for the percentiles (43 s of 256-frame blocks at 48 kHz)
+
+
+def raise_thread_priority(niceness: int = AUDIO_THREAD_NICENESS) -> bool:
+    """Give the calling thread a higher scheduling priority (Linux: per-thread niceness). Servers
+    run without realtime scheduling leave client threads at normal priority, where a busy
+    machine makes them late now and then; returns whether it was allowed."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), niceness)
+        return True
+    except (OSError, AttributeError):
+        return False
 
 
 def sounddevice_module():
@@ -81,12 +95,16 @@ class AudioStream:
         self.input_channels = input_channels
         self._render = render
         self._latency = "low" if latency is None else latency
+        # np.zeros maps pages lazily; writing them now keeps page faults out of the callback
         self._durations = np.zeros(TIMING_SLOTS)
+        self._durations.fill(1.0)
         self._capture = np.zeros((capture_frames, channels), dtype=np.float32)
+        self._capture.fill(1.0)
         self.captured_frames = 0
         self.callbacks = 0
         self.underflows = 0
         self.overflows = 0
+        self.priority_raised: bool | None = None  # set by the first callback
         self._stream = None
 
     @property
@@ -98,6 +116,8 @@ class AudioStream:
 
     def _callback(self, indata, outdata, frames, time_info, status) -> None:
         started = time.perf_counter()
+        if self.priority_raised is None:  # once, on PortAudio's audio thread: one system call
+            self.priority_raised = raise_thread_priority()
         if status.output_underflow:
             self.underflows += 1
         if status.input_overflow:

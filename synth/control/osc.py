@@ -1,0 +1,246 @@
+"""The OSC server: UDP packets from controllers and DAWs -> engine events, plus replies.
+
+It runs on its own thread and never waits for the audio thread: each message becomes events handed
+to `Engine.post` (a bounded queue; a full queue drops the event and counts it). A message outside a
+bundle takes effect at the start of the next block; a bundle's timetag becomes the engine sample
+that reaches the output at that time (`Host.sample_for`), and a bundle that arrives too late is
+applied at once and counted late by the engine. Malformed packets, refused senders, unknown
+addresses and bad values are counted and ignored; nothing a packet holds can stop the server.
+
+Addresses beyond the score ones (synth.control.addresses): /status, /params, /notify,
+/preset/load, /vkb_midi/<channel>/note/<note>, /tempo/raw, /play. The README has the table.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pythonosc.osc_message_builder import OscMessageBuilder
+
+from synth.control.addresses import MessageTranslator
+from synth.control.osc_wire import is_pattern, match_addresses, parse_packet
+from synth.errors import SynthError
+from synth.events import IMMEDIATE, NoteOff, NoteOn, ParamChange
+from synth.host import Host
+from synth.presets import SHIPPED_PRESETS, load_preset_by_name
+
+MAX_PACKET = 65536
+SERVER_ADDRESSES = ("/status", "/params", "/notify", "/preset/load", "/tempo/raw", "/play")
+
+
+@dataclass
+class OscCounters:
+    """received: messages read; applied: messages that gave events or replies; the rest were
+    malformed (unparsable packets), refused (sender not allowed), unknown (no such address),
+    invalid (wrong arguments or values), dropped (the engine's queue was full)."""
+
+    packets: int = 0
+    received: int = 0
+    applied: int = 0
+    malformed: int = 0
+    refused: int = 0
+    unknown: int = 0
+    invalid: int = 0
+    dropped: int = 0
+
+
+@dataclass
+class OscServer:
+    """Serve `host` on UDP `bind`:`port`. allow: client IP addresses that may control it (None: any
+    sender that can reach the bound interface). preset_folders: where /preset/load looks."""
+
+    host: Host
+    port: int = 9000
+    bind: str = "127.0.0.1"
+    allow: frozenset[str] | None = None
+    preset_folders: list[Path] = field(default_factory=lambda: [SHIPPED_PRESETS])
+    osc_map: dict = field(default_factory=dict)
+    counters: OscCounters = field(default_factory=OscCounters)
+
+    def __post_init__(self) -> None:
+        self.tempo_bpm = 120.0
+        self.playing = False
+        self.subscribers: set[tuple[str, int]] = set()
+        self.preset_name = ""
+        self._translator = MessageTranslator(self.host.engine, self.osc_map, strict=False)
+        self._socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            self._socket.bind((self.bind, self.port))
+        except OSError as error:
+            self._socket.close()
+            raise SynthError(f"Cannot listen for OSC on {self.bind}:{self.port} ({error.strerror}).") from None
+        self.port = self._socket.getsockname()[1]
+        self._socket.settimeout(0.1)
+        self._running = False
+        self._thread: threading.Thread | None = None
+
+    # --- lifetime ----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._running = True
+        self._thread = threading.Thread(target=self._serve, name="osc-server", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._running = False
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        self._socket.close()
+
+    def __enter__(self) -> OscServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def _serve(self) -> None:
+        while self._running:
+            try:
+                packet, sender = self._socket.recvfrom(MAX_PACKET)
+            except TimeoutError:
+                continue
+            except OSError:
+                if self._running:
+                    continue
+                return
+            self.handle(packet, sender)
+
+    # --- messages ----------------------------------------------------------------------------
+
+    def handle(self, packet: bytes, sender: tuple[str, int]) -> None:
+        """Act on one packet from `sender`; every failure is counted, none is raised."""
+        self.counters.packets += 1
+        if self.allow is not None and sender[0] not in self.allow:
+            self.counters.refused += 1
+            return
+        try:
+            messages = parse_packet(packet)
+        except SynthError:
+            self.counters.malformed += 1
+            return
+        for unix_time, address, arguments in messages:
+            self.counters.received += 1
+            time_samples = IMMEDIATE if unix_time is None else self.host.sample_for(unix_time)
+            try:
+                self._dispatch(address, arguments, time_samples, sender)
+            except SynthError as error:
+                if "unknown address" in str(error) or "no plugin" in str(error) or "has no parameter" in str(error):
+                    self.counters.unknown += 1
+                else:
+                    self.counters.invalid += 1
+
+    def addresses(self) -> list[str]:
+        """Every concrete address this server answers (for pattern matching)."""
+        engine = self.host.engine
+        params = []
+        for slot in engine.slots:
+            for spec in slot.plugin.param_specs:
+                params += [f"/param/{slot.id}/{spec.name}", f"/param/{slot.id}/{spec.name}/norm"]
+        return ["/note/on", "/note/off", "/notes/off", *params, *self.osc_map, *SERVER_ADDRESSES]
+
+    def _dispatch(self, address: str, arguments: list, time_samples: int, sender) -> None:
+        targets = match_addresses(address, self.addresses()) if is_pattern(address) else [address]
+        if not targets:
+            raise SynthError(f"{address}: unknown address")
+        for target in targets:
+            self._apply(target, arguments, time_samples, sender)
+        self.counters.applied += 1
+
+    def _apply(self, address: str, arguments: list, time_samples: int, sender) -> None:
+        if address == "/status":
+            self._reply(sender, "/status/reply", self.status_values())
+        elif address == "/params":
+            self._send_params(sender)
+        elif address == "/notify":
+            self._notify(arguments, sender)
+        elif address == "/preset/load":
+            self._load_preset(arguments)
+        elif address == "/tempo/raw":
+            self.tempo_bpm = _bpm(arguments)
+        elif address == "/play":
+            self.playing = bool(arguments[0]) if arguments else True
+        elif address.startswith("/vkb_midi/"):
+            self._post(_vkb_event(address, arguments, time_samples))
+        else:
+            for event in self._translator.translate(address, arguments, time_samples):
+                self._post(event)
+                if isinstance(event, ParamChange) and self.subscribers:
+                    self._broadcast(event)
+
+    def _post(self, event) -> None:
+        if not self.host.post(event):
+            self.counters.dropped += 1
+
+    # --- replies -----------------------------------------------------------------------------
+
+    def status_values(self) -> list:
+        """/status/reply arguments, in order: mean and peak DSP load (%), sample rate (Hz), voices,
+        underflows, late events, worst lateness (ms), dropped, refused, malformed, uptime (s)."""
+        status = self.host.status()
+        dropped = self.counters.dropped + self.host.engine.counters.dropped_events
+        return [100 * status.load_mean, 100 * status.load_peak, self.host.engine.sample_rate, status.voices,
+                status.underflows, status.late_events, status.worst_late_ms, dropped,
+                self.counters.refused, self.counters.malformed, status.uptime_s]
+
+    def _send_params(self, sender) -> None:
+        """One /params/reply per parameter: address, minimum, maximum, default, unit, scale, value."""
+        for slot in self.host.engine.slots:
+            for name, param in slot.plugin.params.items():
+                spec = param.spec
+                self._reply(sender, "/params/reply", [f"/param/{slot.id}/{name}", spec.minimum, spec.maximum,
+                                                      spec.default_value, spec.unit, spec.scale, param.target])
+
+    def _notify(self, arguments: list, sender) -> None:
+        on = bool(arguments[0]) if arguments else True
+        (self.subscribers.add if on else self.subscribers.discard)(sender)
+
+    def _broadcast(self, event: ParamChange) -> None:
+        for subscriber in list(self.subscribers):
+            self._reply(subscriber, f"/param/{event.slot_id}/{event.name}", [event.value])
+
+    def _reply(self, target, address: str, values: list) -> None:
+        builder = OscMessageBuilder(address)
+        for value in values:
+            builder.add_arg(value)
+        try:
+            self._socket.sendto(builder.build().dgram, target)
+        except OSError:
+            pass  # an unreachable controller must not stop the server
+
+    def _load_preset(self, arguments: list) -> None:
+        if len(arguments) != 1 or not isinstance(arguments[0], str):
+            raise SynthError("/preset/load: expected one preset name")
+        preset = load_preset_by_name(arguments[0], self.preset_folders)
+        running = self.host.engine
+        engine = preset.build_engine(running.sample_rate, running.max_block, running.channels, running.input_channels)
+        self.host.replace_engine(engine)
+        self.osc_map = preset.osc_map
+        self._translator = MessageTranslator(engine, self.osc_map, strict=False)
+        self.preset_name = preset.name
+
+
+def _bpm(arguments: list) -> float:
+    if len(arguments) != 1 or isinstance(arguments[0], str) or not 20 <= float(arguments[0]) <= 999:
+        raise SynthError("/tempo/raw: expected a tempo in 20..999 bpm")
+    return float(arguments[0])
+
+
+def _vkb_event(address: str, arguments: list, time_samples: int):
+    """REAPER's virtual keyboard: /vkb_midi/<channel 0..15>/note/<note> velocity (0 = off)."""
+    parts = address.split("/")
+    if len(parts) != 5 or parts[3] != "note" or not parts[2].isdigit() or not parts[4].isdigit():
+        raise SynthError(f"{address}: unknown address")
+    channel, note = int(parts[2]), int(parts[4])
+    if not (0 <= channel <= 15 and 0 <= note <= 127) or len(arguments) != 1 or isinstance(arguments[0], str):
+        raise SynthError(f"{address}: expected channel 0..15, note 0..127 and one velocity")
+    velocity = round(float(arguments[0]))
+    if not 0 <= velocity <= 127:
+        raise SynthError(f"{address}: velocity must be 0..127")
+    if velocity == 0:
+        return NoteOff(time_samples, note, channel + 1)
+    return NoteOn(time_samples, note, velocity, channel + 1)

@@ -1,0 +1,259 @@
+"""The OSC server over real UDP on 127.0.0.1, with the engine streaming through JACK's dummy backend."""
+
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from pythonosc.osc_message import OscMessage
+
+from conftest import JACK_PERIOD, JACK_RATE, ImpulseInstrument
+from synth.control.osc import OscServer
+from synth.control.recorder import SessionRecorder
+from synth.engine import Engine, Slot
+from synth.host import Host
+from synth.plugins import GainPan
+from synth.presets import load_preset
+from synth.render import render_array
+from synth.scores import load_score
+from test_osc_wire import bundle, message
+
+
+class Client:
+    """A controller: a UDP socket on 127.0.0.1 that sends packets and reads replies."""
+
+    def __init__(self, port):
+        self.port = port
+        self.socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.socket.bind(("127.0.0.1", 0))
+        self.socket.settimeout(2.0)
+
+    def send(self, packet):
+        self.socket.sendto(packet, ("127.0.0.1", self.port))
+
+    def replies(self, count=1):
+        return [OscMessage(self.socket.recvfrom(65536)[0]) for _ in range(count)]
+
+    def close(self):
+        self.socket.close()
+
+
+def wait_for(condition, timeout=3.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+@pytest.fixture
+def served(jack):
+    """A running host (warm-pad preset) with its OSC server on a free port, and a client."""
+    preset = load_preset("warm-pad")
+    host = Host(preset.build_engine(JACK_RATE, JACK_PERIOD), device=jack)
+    host.start()
+    server = OscServer(host, port=0, osc_map=preset.osc_map)
+    server.start()
+    client = Client(server.port)
+    yield host, server, client
+    client.close()
+    server.stop()
+    host.stop()
+
+
+def test_notes_and_parameters_arrive(served):
+    host, server, client = served
+    client.send(message("/note/on", 60, 100))
+    wait_for(lambda: host.engine.active_voices == 1)
+    client.send(message("/param/osc/cutoff_hz", 440))
+    client.send(message("/param/delay/mix/norm", 1.0))
+    client.send(message("/param/out/gain_db", True))  # booleans count as numbers
+    client.send(message("/1/fader1", 0.0))  # the preset's [osc.map]
+    wait_for(lambda: server.counters.applied == 5)
+    wait_for(lambda: host.engine.slot("osc").plugin.get_param("cutoff_hz") == 20.0)
+    assert host.engine.slot("delay").plugin.get_param("mix") == 1.0
+    assert host.engine.slot("out").plugin.get_param("gain_db") == 1.0
+    client.send(message("/note/on", 60, 0))  # velocity 0 is a note-off
+    wait_for(lambda: host.engine.slot("osc").plugin.voices.stage[0] == 3)
+
+
+def test_address_patterns_reach_every_match(served):
+    host, server, client = served
+    client.send(message("/param/{osc,delay}/*/norm", 0.0))
+    osc, delay = host.engine.slot("osc").plugin, host.engine.slot("delay").plugin
+    wait_for(lambda: osc.get_param("cutoff_hz") == 20.0 and delay.get_param("time_ms") == 1.0)
+    assert osc.get_param("waveform") == 0 and delay.get_param("feedback") == 0.0
+
+
+def test_status_params_and_notify_reply_to_the_sender(served):
+    host, server, client = served
+    client.send(message("/status"))
+    (status,) = client.replies()
+    assert status.address == "/status/reply"
+    load, peak, rate, voices, underflows, late, worst_ms, dropped, refused, malformed, uptime = status.params
+    assert rate == JACK_RATE and underflows == 0 and 0 <= load <= peak and uptime > 0
+    client.send(message("/params"))
+    count = sum(len(slot.plugin.param_specs) for slot in host.engine.slots)
+    replies = client.replies(count)
+    first = replies[0].params
+    assert first[:6] == ["/param/osc/waveform", 0.0, 3.0, 2.0, "", "linear"]
+    assert {r.params[0] for r in replies} >= {"/param/osc/cutoff_hz", "/param/delay/mix", "/param/out/pan"}
+    client.send(message("/notify", 1))
+    wait_for(lambda: server.subscribers)
+    client.send(message("/param/out/pan", -0.5))
+    (echo,) = client.replies()
+    assert (echo.address, echo.params) == ("/param/out/pan", [-0.5])
+
+
+def test_reaper_keyboard_tempo_and_preset_load(served):
+    host, server, client = served
+    client.send(message("/vkb_midi/0/note/64", 90.0))
+    wait_for(lambda: host.engine.active_voices == 1)
+    client.send(message("/tempo/raw", 96.0))
+    client.send(message("/play", 1))
+    wait_for(lambda: server.tempo_bpm == 96.0 and server.playing)
+    client.send(message("/preset/load", "pluck-lead"))
+    wait_for(lambda: host.engine.slot("osc").plugin.get_param("waveform") == 3)  # square
+    for hostile in ("../../etc/passwd", "/etc/passwd", "../presets/warm-pad", "nope"):
+        client.send(message("/preset/load", hostile))
+    wait_for(lambda: server.counters.invalid == 4)
+    assert server.preset_name == "Pluck Lead"
+
+
+def test_hostile_packets_are_counted_and_change_nothing(served):
+    host, server, client = served
+    deep = message("/notes/off")
+    for _ in range(3000):
+        deep = bundle(None, deep)
+    hostile = [b"\xff" * 100, b"", b"/note/on\x00\x00\x00\x00,ii\x00\x00\x00\x00\x3c",
+               b"/note/on\x00\x00\x00\x00,zz\x00", deep[:65000], bundle(None, deep[:400])]
+    for packet in hostile:
+        client.send(packet)
+    invalid = [message("/note/on", float("nan"), 100), message("/note/on", 60, float("inf")),
+               message("/note/on", "C4", 100), message("/note/on", 60), message("/param/osc/cutoff_hz", "x" * 60000)]
+    unknown = [message("/synth/explode"), message("/param/osc/nope", 1.0), message("/param/ghost/gain_db", 1.0)]
+    for packet in invalid + unknown:
+        client.send(packet)
+    client.send(message("/param/out/gain_db", 1e9))  # out of range: clamped, not refused
+    wait_for(lambda: server.counters.packets == len(hostile) + len(invalid) + len(unknown) + 1)
+    c = server.counters
+    assert (c.malformed, c.invalid, c.unknown) == (len(hostile), len(invalid), len(unknown))
+    wait_for(lambda: host.engine.slot("out").plugin.get_param("gain_db") == 24.0)
+    assert host.engine.active_voices == 0
+    client.send(message("/status"))
+    assert client.replies()[0].params[9] == len(hostile)  # malformed, reported by /status
+
+
+def test_only_allowed_senders_control(jack):
+    host = Host(load_preset("warm-pad").build_engine(JACK_RATE, JACK_PERIOD), device=jack)
+    with host, OscServer(host, port=0, allow=frozenset({"127.0.0.2"})) as server:
+        client = Client(server.port)
+        client.send(message("/note/on", 60, 100))
+        wait_for(lambda: server.counters.refused == 1)
+        assert host.engine.active_voices == 0
+        client.close()
+
+
+def impulse_host(jack, capture_frames):
+    engine = Engine([Slot("imp", ImpulseInstrument(level=0.5)), Slot("out", GainPan())], JACK_RATE, JACK_PERIOD)
+    return Host(engine, device=jack, capture_frames=capture_frames)
+
+
+def test_bundles_land_on_their_sample_and_late_ones_are_counted(jack):
+    host = impulse_host(jack, JACK_RATE * 2)
+    with host, OscServer(host, port=0) as server:
+        client = Client(server.port)
+        time.sleep(0.2)
+        now = time.time()
+        client.send(bundle(now + 0.5, message("/note/on", 60, 100), bundle(now + 0.6, message("/note/on", 61, 100))))
+        client.send(message("/note/on", 62, 100))  # no timetag: the start of the next block
+        client.send(bundle(now - 1.0, message("/note/on", 63, 100)))  # a second late
+        wait_for(lambda: host.stream.captured_frames >= JACK_RATE * 2)
+        client.close()
+    audio = host.stream.capture()[:, 0]
+    hits = list(np.flatnonzero(audio))
+    # the message without a timetag and the late bundle both apply at the start of the next block
+    assert len(hits) == 3 and hits[0] % JACK_PERIOD == 0
+    assert audio[hits[0]] == pytest.approx(10 ** (-0.3 / 20))  # two impulses at once, at the ceiling
+    # the timed ones are placed to reach the output half a second after sending: in samples, 0.5 s
+    # less the output latency (one period here) and less the wait for the block the immediate one
+    # took; and exactly 0.1 s apart (one clock reading for both)
+    assert 0.5 * JACK_RATE - 3 * JACK_PERIOD <= hits[1] - hits[0] <= 0.5 * JACK_RATE
+    assert hits[2] - hits[1] == round(0.1 * JACK_RATE)
+    assert host.engine.counters.late_events == 1
+    assert host.status().worst_late_ms == pytest.approx(1000, abs=60)
+
+
+def test_recorded_session_renders_to_the_same_samples(jack, tmp_path):
+    seconds = 3.0
+    frames = round(seconds * JACK_RATE)
+    preset = load_preset("warm-pad")
+    engine = preset.build_engine(JACK_RATE, JACK_PERIOD)
+    host = Host(engine, device=jack, capture_frames=frames)
+    session = tmp_path / "session.jsonl"
+    recorder = SessionRecorder(engine, session)
+    host.start()
+    recorder.start()
+    with OscServer(host, port=0, osc_map=preset.osc_map) as server:
+        client = Client(server.port)
+        for step in range(12):
+            client.send(message("/note/on", 48 + 3 * step, 100))
+            client.send(message("/1/fader1", step / 12))
+            if step % 3 == 2:
+                client.send(bundle(time.time() + 0.05, message("/note/off", 48 + 3 * (step - 2))))
+            time.sleep(0.15)
+        client.send(message("/notes/off"))
+        wait_for(lambda: host.stream.captured_frames >= frames, timeout=10)
+        client.close()
+    host.stop()
+    recorder.stop()
+    live = host.stream.capture()
+    events = load_score(session, preset.build_engine(JACK_RATE, JACK_PERIOD), preset.osc_map)
+    assert len(events) >= 12 * 2 + 4
+    offline = render_array(preset.build_engine(JACK_RATE, JACK_PERIOD), events, frames, JACK_PERIOD)
+    assert np.max(np.abs(live)) > 0.01
+    assert np.array_equal(live, offline)
+
+
+FLOOD_SENDER = """
+import socket, sys, time
+sys.path.insert(0, sys.argv[3])
+from test_osc_wire import message
+port, rate, seconds = int(sys.argv[1]), int(sys.argv[2]), 5.0
+packets = [message("/param/osc/cutoff_hz/norm", (i % 100) / 100) for i in range(100)]
+packets += [message("/note/on", 40 + i % 40, 80) for i in range(50)] + [message("/notes/off")] * 50
+sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+sent, started = 0, time.monotonic()
+while sent < rate * seconds:
+    target = min(int((time.monotonic() - started) * rate), int(rate * seconds))
+    while sent < target:
+        sock.sendto(packets[sent % len(packets)], ("127.0.0.1", port))
+        sent += 1
+    time.sleep(0.001)
+print(sent, time.monotonic() - started)
+"""
+
+
+def test_a_flood_of_messages_never_glitches_the_stream(jack):
+    """20,000 messages a second for 5 s from another process (a fader storm plus notes) while the
+    stream plays: no underflow, the server keeps answering, and what it read is accounted for."""
+    host = Host(load_preset("warm-pad").build_engine(JACK_RATE, JACK_PERIOD), device=jack)
+    with host, OscServer(host, port=0) as server:
+        sender = subprocess.run([sys.executable, "-c", FLOOD_SENDER, str(server.port), "20000",
+                                 str(Path(__file__).parent)], capture_output=True, text=True, timeout=60)
+        sent, elapsed = sender.stdout.split()
+        time.sleep(0.5)
+        client = Client(server.port)
+        client.send(message("/status"))
+        (status,) = client.replies()
+        client.close()
+        underflows = host.status().underflows
+    c = server.counters
+    print(f"flood: sent {sent} in {float(elapsed):.2f} s, read {c.received}, applied {c.applied}, "
+          f"dropped by the engine queue {c.dropped}, peak load {100 * host.status().load_peak:.0f}%")
+    assert int(sent) == 100_000 and float(elapsed) < 7.5
+    assert underflows == 0
+    assert status.params[4] == 0  # /status reports the same
+    assert c.malformed == 0 and c.invalid == 0 and c.received > 0
