@@ -73,7 +73,8 @@ def play(preset_name, score=None, *, device=None, sample_rate=48000, block_size=
     status = host.status()
     print(("\n" if tty else "") + status.line(), file=sys.stderr)
     print(f"callback p50 {status.callback_p50_ms:.2f} ms, p99 {status.callback_p99_ms:.2f} ms, "
-          f"max {status.callback_max_ms:.2f} ms of a {status.block_period_ms:.2f} ms block", file=sys.stderr)
+          f"max {status.callback_max_ms:.2f} ms of a {status.block_period_ms:.2f} ms block; "
+          f"audio thread scheduling: {host.stream.scheduling or 'not started'}", file=sys.stderr)
     if server:
         c = server.counters
         print(f"OSC: {c.received} messages, {c.applied} applied, {c.malformed} malformed, {c.refused} refused, "

@@ -7,6 +7,7 @@ import os
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 
 from synth.errors import SynthError
@@ -53,17 +54,19 @@ class JackDummyServer:
         self.sample_rate, self.period = sample_rate, period
         self.process: subprocess.Popen | None = None
         self.device: int | None = None
+        self._log = None  # the server's messages: a file, as a pipe nobody reads while it runs could fill and block it
 
     def start(self, timeout_s: float = 15.0) -> int:
         if shutil.which("jackd") is None:
             raise SynthError("jackd is not installed (Debian package jackd2)")
+        self._log = tempfile.TemporaryFile()
         self.process = subprocess.Popen(
             ["jackd", "--no-realtime", "-d", "dummy", "-r", str(self.sample_rate), "-p", str(self.period)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True, preexec_fn=_raise_priority)
+            stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_raise_priority)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise SynthError(f"jackd exited: {self.process.stderr.read().decode(errors='replace').strip()}")
+                raise SynthError(f"jackd exited: {self.messages().strip()}")
             time.sleep(0.3)
             refresh_portaudio()
             self.device = jack_device_index()
@@ -71,6 +74,13 @@ class JackDummyServer:
                 return self.device
         self.stop()
         raise SynthError("jackd started but PortAudio shows no JACK device")
+
+    def messages(self) -> str:
+        """What the server has printed so far."""
+        if self._log is None:
+            return ""
+        self._log.seek(0)
+        return self._log.read().decode(errors="replace")
 
     def stop(self) -> None:
         """Close PortAudio's JACK client first (libjack aborts the whole process when its server
@@ -85,6 +95,9 @@ class JackDummyServer:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
         self.process = None
+        if self._log is not None:
+            self._log.close()
+            self._log = None
         sd._initialize()
 
     def __enter__(self) -> JackDummyServer:

@@ -17,19 +17,28 @@ import numpy as np
 
 from synth.errors import SynthError
 
-AUDIO_THREAD_NICENESS = -15  # applied where permitted (root, or CAP_SYS_NICE); ignored elsewhere
+AUDIO_THREAD_RT_PRIORITY = 70  # SCHED_FIFO priority (1..99) of the callback thread, where permitted
+AUDIO_THREAD_NICENESS = -15  # the fallback where realtime scheduling is not permitted
 TIMING_SLOTS = 8192  # callback durations kept for the percentiles (43 s of 256-frame blocks at 48 kHz)
+UNDERFLOW_SLOTS = 256  # time.monotonic() of the first underflows, to tell their cause afterwards
 
 
-def raise_thread_priority(niceness: int = AUDIO_THREAD_NICENESS) -> bool:
-    """Give the calling thread a higher scheduling priority (Linux: per-thread niceness). Servers
-    run without realtime scheduling leave client threads at normal priority, where a busy
-    machine makes them late now and then; returns whether it was allowed."""
+def raise_thread_priority() -> str:
+    """Give the calling thread realtime scheduling (Linux SCHED_FIFO, as JACK gives its clients'
+    process threads), else a higher niceness, else nothing; returns which: "realtime", "nice" or
+    "normal". A JACK server run without realtime scheduling leaves client threads at normal
+    priority, where any busy process on the machine can make the callback late."""
+    thread_id = threading.get_native_id()
     try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), niceness)
-        return True
+        os.sched_setscheduler(thread_id, os.SCHED_FIFO, os.sched_param(AUDIO_THREAD_RT_PRIORITY))
+        return "realtime"
     except (OSError, AttributeError):
-        return False
+        pass
+    try:
+        os.setpriority(os.PRIO_PROCESS, thread_id, AUDIO_THREAD_NICENESS)
+        return "nice"
+    except (OSError, AttributeError):
+        return "normal"
 
 
 def sounddevice_module():
@@ -104,7 +113,9 @@ class AudioStream:
         self.callbacks = 0
         self.underflows = 0
         self.overflows = 0
-        self.priority_raised: bool | None = None  # set by the first callback
+        self.scheduling: str | None = None  # "realtime", "nice" or "normal": set by the first callback
+        self._underflow_times = np.zeros(UNDERFLOW_SLOTS)
+        self._underflow_times.fill(1.0)
         self._stream = None
 
     @property
@@ -116,9 +127,11 @@ class AudioStream:
 
     def _callback(self, indata, outdata, frames, time_info, status) -> None:
         started = time.perf_counter()
-        if self.priority_raised is None:  # once, on PortAudio's audio thread: one system call
-            self.priority_raised = raise_thread_priority()
+        if self.scheduling is None:  # once, on PortAudio's audio thread: system calls, no allocation after
+            self.scheduling = raise_thread_priority()
         if status.output_underflow:
+            if self.underflows < UNDERFLOW_SLOTS:
+                self._underflow_times[self.underflows] = time.monotonic()
             self.underflows += 1
         if status.input_overflow:
             self.overflows += 1
@@ -173,6 +186,10 @@ class AudioStream:
         """The most recent callback durations in seconds (up to TIMING_SLOTS, a copy)."""
         count = min(self.callbacks, TIMING_SLOTS)
         return self._durations[:count].copy()
+
+    def underflow_times(self) -> np.ndarray:
+        """time.monotonic() of the callbacks that reported the first UNDERFLOW_SLOTS underflows (a copy)."""
+        return self._underflow_times[: min(self.underflows, UNDERFLOW_SLOTS)].copy()
 
     def capture(self) -> np.ndarray:
         """The frames captured so far (a copy), float32 [frames, channels]."""
