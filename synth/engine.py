@@ -30,11 +30,12 @@ import numpy as np
 
 from synth.dsp.mix import add_into, all_finite, clear, deinterleave, write_output
 from synth.errors import SynthError
-from synth.events import IMMEDIATE, AllNotesOff, Event, NoteOff, NoteOn, ParamChange, Scheduler
+from synth.events import IMMEDIATE, AllNotesOff, Event, NoteOff, NoteOn, ParamChange, Scheduler, TempoChange
 from synth.params import ParamSpec
 from synth.plugins import INSTRUMENT, SOURCE, Instrument, Plugin
 
 DEFAULT_CEILING_DB = -0.3
+DEFAULT_TEMPO_BPM = 120.0
 DEFAULT_INBOX_CAPACITY = 4096
 MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 8000, 192000
 MIN_BLOCK, MAX_BLOCK = 1, 8192
@@ -102,6 +103,7 @@ class Engine:
         self._scheduler = Scheduler()
         self._inbox: collections.deque[Event] = collections.deque()
         self.sample_time = 0
+        self.tempo_bpm = DEFAULT_TEMPO_BPM
         self.applied_log: collections.deque | None = None
 
     # --- set-up (not on the audio thread) -------------------------------------------------
@@ -124,6 +126,9 @@ class Engine:
         self._scheduler.clear()
         self._inbox.clear()
         self.sample_time = 0
+        self.tempo_bpm = DEFAULT_TEMPO_BPM
+        for slot in self.slots:
+            slot.plugin.set_tempo(self.tempo_bpm)
         self.counters = EngineCounters()
 
     def schedule(self, event: Event) -> None:
@@ -206,6 +211,10 @@ class Engine:
                     slot.plugin.all_notes_off()
             case ParamChange(slot_id=slot_id, name=name, value=value):
                 self._by_id[slot_id].plugin.set_param(name, value)
+            case TempoChange(bpm=bpm):
+                self.tempo_bpm = bpm
+                for slot in self.slots:
+                    slot.plugin.set_tempo(bpm)
 
     def _render_segment(self, out: np.ndarray, live_input, offset: int, n: int) -> None:
         bus, source = self._bus, self._source

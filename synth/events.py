@@ -48,7 +48,15 @@ class ParamChange:
     value: float
 
 
-Event = NoteOn | NoteOff | AllNotesOff | ParamChange
+@dataclass(frozen=True, slots=True)
+class TempoChange:
+    """The song's tempo (beats per minute, 20..999) from this sample on, for tempo-synced parameters."""
+
+    time_samples: int
+    bpm: float
+
+
+Event = NoteOn | NoteOff | AllNotesOff | ParamChange | TempoChange
 IMMEDIATE = -(2**62)  # below any real sample time, even of a bundle timed before the engine started
 
 

@@ -89,6 +89,9 @@ class Host:
     def _switch_engine(self) -> None:
         old, new = self.engine, self._next_engine
         new.sample_time = old.sample_time
+        new.tempo_bpm = old.tempo_bpm
+        for slot in new.slots:
+            slot.plugin.set_tempo(old.tempo_bpm)
         new.counters = old.counters
         new.applied_log = old.applied_log
         self.engine = new

@@ -10,7 +10,9 @@ import time
 
 from synth.engine import check_stream_format
 from synth.errors import SynthError
+from synth.control.midi_input import MidiInput
 from synth.control.osc import OscServer
+from synth.control.osc_tcp import OscTcpServer
 from synth.control.recorder import SessionRecorder
 from synth.host import Host
 from synth.io.audiofile import wav_writer
@@ -22,11 +24,13 @@ STATUS_INTERVAL_S = 0.25
 
 
 def play(preset_name, score=None, *, device=None, sample_rate=48000, block_size=256, latency=None, channels=2,
-         duration_s=None, tail_s=2.0, capture=None, input_channels=0, osc=None, record=None) -> int:
+         duration_s=None, tail_s=2.0, capture=None, input_channels=0, osc=None, record=None, midi=None) -> int:
     """Play until the score (plus tail) or `duration_s` ends, or Ctrl-C / SIGTERM; returns the exit code.
 
-    osc: None, or a dict of OscServer settings (port, bind, allow) to serve control over OSC.
+    osc: None, or a dict of OscServer settings (port, bind, allow) to serve control over OSC; with a
+    "framing" key ("size" or "slip") TCP is served too, on the same port number.
     record: a path for the session's applied events (JSON Lines, re-renderable).
+    midi: None, or {"port": name, part of one, or "virtual"; "api": see synth.control.midi_input}.
     """
     check_stream_format(sample_rate, block_size, channels)
     preset = load_preset(preset_name)
@@ -38,7 +42,15 @@ def play(preset_name, score=None, *, device=None, sample_rate=48000, block_size=
         raise SynthError("--capture needs a score or --duration, so the take has a known length")
     capture_frames = round(duration_s * sample_rate) if capture else 0
     host = Host(engine, device, latency, capture_frames)
-    server = OscServer(host, osc_map=preset.osc_map, **osc) if osc is not None else None
+    midi_input = MidiInput(host, midi["port"], preset.midi_cc, midi.get("api", "auto")) if midi else None
+    try:
+        server = None
+        if osc is not None:
+            server = (OscTcpServer if "framing" in osc else OscServer)(host, osc_map=preset.osc_map, **osc)
+    except BaseException:
+        if midi_input:
+            midi_input.close()
+        raise
     recorder = SessionRecorder(engine, record) if record else None
 
     stop = threading.Event()
@@ -49,7 +61,10 @@ def play(preset_name, score=None, *, device=None, sample_rate=48000, block_size=
         recorder.start()
     if server:
         server.start()
-        print(f"OSC on udp://{server.bind}:{server.port}", file=sys.stderr)
+        tcp = f" and tcp://{server.bind}:{server.port} ({server.framing} framing)" if isinstance(server, OscTcpServer) else ""
+        print(f"OSC on udp://{server.bind}:{server.port}{tcp}", file=sys.stderr)
+    if midi_input:
+        print(f"MIDI from {midi_input.port_name!r} ({midi_input.api})", file=sys.stderr)
     print(f"playing {preset.name} at {sample_rate} Hz, {block_size}-frame blocks, "
           f"output latency {1000 * host.stream.latency_s:.1f} ms; Ctrl-C stops", file=sys.stderr)
     try:
@@ -67,6 +82,8 @@ def play(preset_name, score=None, *, device=None, sample_rate=48000, block_size=
         if server:
             server.stop()
         host.stop()
+        if midi_input:
+            midi_input.close()  # with the stream stopped: a JACK MIDI client closing waits on the JACK graph
         if recorder:
             recorder.stop()
         signal.signal(signal.SIGTERM, previous)
@@ -79,6 +96,13 @@ def play(preset_name, score=None, *, device=None, sample_rate=48000, block_size=
         c = server.counters
         print(f"OSC: {c.received} messages, {c.applied} applied, {c.malformed} malformed, {c.refused} refused, "
               f"{c.unknown} unknown, {c.invalid} invalid, {c.dropped} dropped", file=sys.stderr)
+        if isinstance(server, OscTcpServer):
+            t = server.tcp_counters
+            print(f"OSC over TCP: {t.connections} connections; closed for {t.oversize} oversize, {t.garbage} garbage, "
+                  f"{t.truncated} truncated, {t.stalled} stalled, {t.slow} slow; {t.rejected} over the client limit",
+                  file=sys.stderr)
+    if midi_input:
+        print(midi_input.summary(), file=sys.stderr)
     if recorder:
         print(f"recorded {recorder.written} events to {recorder.path}", file=sys.stderr)
     if capture:

@@ -17,7 +17,7 @@ from synth.control.addresses import MessageTranslator
 from synth.control.midi import midi_to_events
 from synth.engine import Engine
 from synth.errors import SynthError
-from synth.events import Event, seconds_to_samples
+from synth.events import Event, TempoChange, seconds_to_samples
 
 JSONL_SUFFIXES = {".jsonl", ".json"}
 MIDI_SUFFIXES = {".mid", ".midi", ".smf"}
@@ -86,6 +86,9 @@ def read_midi_score(path: Path, engine: Engine, cc_map: dict[int, tuple[str, str
     time_s = 0.0
     for message in messages:
         time_s += message.time
+        time_samples = seconds_to_samples(time_s, engine.sample_rate)
         if not message.is_meta:
-            events.extend(midi_to_events(message, seconds_to_samples(time_s, engine.sample_rate), engine, cc_map))
+            events.extend(midi_to_events(message, time_samples, engine, cc_map))
+        elif message.type == "set_tempo":
+            events.append(TempoChange(time_samples, mido.tempo2bpm(message.tempo)))
     return events

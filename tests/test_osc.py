@@ -112,9 +112,11 @@ def test_reaper_keyboard_tempo_and_preset_load(served):
     host, server, client = served
     client.send(message("/vkb_midi/0/note/64", 90.0))
     wait_for(lambda: host.engine.active_voices == 1)
+    client.send(message("/param/delay/sync", "1/4"))
     client.send(message("/tempo/raw", 96.0))
     client.send(message("/play", 1))
-    wait_for(lambda: server.tempo_bpm == 96.0 and server.playing)
+    wait_for(lambda: host.engine.tempo_bpm == 96.0 and server.playing)
+    assert host.engine.slot("delay").plugin.get_param("time_ms") == pytest.approx(625.0)  # a beat at 96 bpm
     client.send(message("/preset/load", "pluck-lead"))
     wait_for(lambda: host.engine.slot("osc").plugin.get_param("waveform") == 3)  # square
     for hostile in ("../../etc/passwd", "/etc/passwd", "../presets/warm-pad", "nope"):

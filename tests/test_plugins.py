@@ -7,7 +7,7 @@ import pytest
 from conftest import make_engine, run
 from synth import plugins
 from synth.errors import SynthError
-from synth.events import NoteOn
+from synth.events import NoteOn, ParamChange, TempoChange
 from synth.plugins import Delay, GainPan, NoiseSource, Oscillator, plugin_class
 
 
@@ -82,6 +82,20 @@ def test_delay_repeats_after_its_time_and_decays_by_feedback():
     assert np.count_nonzero(np.abs(out) > 1e-9) == 10  # the impulse and nine repeats in 1 s
 
 
+def test_synced_delay_follows_the_tempo_from_its_sample_on():
+    engine = make_engine(plugin_class("test_impulse")(level=0.5), Delay(sync="1/8", feedback=0, mix=0.5, damping=0))
+    assert engine.slot("delay").plugin.get_param("time_ms") == pytest.approx(250.0)  # an eighth at 120 bpm
+    engine.schedule(TempoChange(0, 150.0))  # an eighth is 200 ms: the delay glides there like tape
+    engine.schedule(NoteOn(48000, 60, 100))  # long after the glide ended
+    out = run(engine, 72000, 256)[:, 0]
+    assert out[48000] == pytest.approx(0.25) and out[48000 + 9600] == pytest.approx(0.25, rel=1e-4)
+    assert np.count_nonzero(np.abs(out[48001:]) > 1e-9) == 1
+    engine.schedule(ParamChange(engine.sample_time, "delay", "sync", 0.0))  # off: time_ms stays where it is
+    engine.schedule(TempoChange(engine.sample_time, 60.0))
+    run(engine, 256, 256)
+    assert engine.slot("delay").plugin.get_param("time_ms") == pytest.approx(200.0)
+
+
 def test_pan_is_constant_power_with_unity_centre():
     engine = make_engine(plugin_class("test_constant")(level=0.5), GainPan(pan=1.0))
     engine.schedule(NoteOn(0, 60, 100))
@@ -103,7 +117,7 @@ def test_reset_clears_state_but_keeps_parameters():
 def test_unknown_plugin_and_parameter_errors_list_what_exists():
     with pytest.raises(SynthError, match=r"unknown plugin 'reverbb'; available: .*delay.*oscillator"):
         plugin_class("reverbb")
-    with pytest.raises(SynthError, match=r"plugin 'delay' has no parameter 'time' \(it has: time_ms, feedback"):
+    with pytest.raises(SynthError, match=r"plugin 'delay' has no parameter 'time' \(it has: time_ms, sync, feedback"):
         Delay(time=3)
     with pytest.raises(SynthError, match=r"cutoff_hz: expected a number in 20\.\.20000 Hz, got 5"):
         Oscillator(cutoff_hz=5)

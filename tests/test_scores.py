@@ -4,7 +4,7 @@ import mido
 import pytest
 
 from synth.errors import SynthError
-from synth.events import AllNotesOff, NoteOff, NoteOn, ParamChange
+from synth.events import AllNotesOff, NoteOff, NoteOn, ParamChange, TempoChange
 from synth.presets import load_preset
 from synth.scores import load_score
 
@@ -30,13 +30,14 @@ def test_jsonl_messages_become_timed_events(tmp_path, engine):
                  {"time": 2, "address": "/param/osc/cutoff_hz/norm", "args": [1.0]},
                  {"time": 2, "address": "/param/osc/waveform", "args": ["sine"]},
                  {"time": 2, "address": "/1/fader1", "args": [0]},
+                 {"time": 2.5, "address": "/tempo/raw", "args": [96]},
                  {"time": 3, "address": "/notes/off"})
     events = load_score(path, engine, osc_map={"/1/fader1": ("osc", "cutoff_hz")})
     assert events == [
         NoteOn(12000, 62, 90, 2), NoteOn(24000, 60, 100), NoteOff(48000, 60), NoteOff(72000, 62),
         ParamChange(96000, "osc", "cutoff_hz", 440.0), ParamChange(96000, "osc", "cutoff_hz", 20000.0),
         ParamChange(96000, "osc", "waveform", 0.0), ParamChange(96000, "osc", "cutoff_hz", 20.0),
-        AllNotesOff(144000),
+        TempoChange(120000, 96.0), AllNotesOff(144000),
     ]
 
 
@@ -53,8 +54,8 @@ def test_midi_notes_controllers_and_tempo(tmp_path, engine):
     path = tmp_path / "song.mid"
     midi.save(path)
     events = load_score(path, engine, midi_cc={74: ("osc", "cutoff_hz")})
-    assert events == [NoteOn(24000, 60, 100, 2), ParamChange(24000, "osc", "cutoff_hz", 20000.0),
-                      NoteOff(96000, 60, 2), AllNotesOff(96000)]
+    assert events == [TempoChange(0, 120.0), NoteOn(24000, 60, 100, 2), ParamChange(24000, "osc", "cutoff_hz", 20000.0),
+                      TempoChange(48000, 60.0), NoteOff(96000, 60, 2), AllNotesOff(96000)]
 
 
 @pytest.mark.parametrize("line, message", [
@@ -76,6 +77,7 @@ def test_midi_notes_controllers_and_tempo(tmp_path, engine):
     ('{"time": 0, "address": "/param/osc/cutoff_hz", "args": [1]}', r":1: /param/osc/cutoff_hz: expected a number in 20\.\.20000 Hz, got 1"),
     ('{"time": 0, "address": "/param/osc/cutoff_hz/norm", "args": [1.5]}', r":1: /param/osc/cutoff_hz/norm: expected a position in 0\.\.1, got 1\.5"),
     ('{"time": 0, "address": "/notes/off", "args": [], "when": 3}', r":1: unknown key 'when'"),
+    ('{"time": 0, "address": "/tempo/raw", "args": [5000]}', r":1: /tempo/raw: expected a tempo in 20\.\.999 bpm, got 5000"),
 ])
 def test_bad_jsonl_lines_name_the_line_and_problem(tmp_path, engine, line, message):
     path = jsonl(tmp_path, raw=line + "\n")

@@ -1,4 +1,4 @@
-"""The address space shared by JSON Lines scores and (later) the OSC server: message -> Events.
+"""The address space shared by JSON Lines scores and the OSC server: message -> Events.
 
 | address                     | arguments               | effect                                   |
 |-----------------------------|-------------------------|------------------------------------------|
@@ -8,6 +8,7 @@
 | /param/<id>/<name>          | value                   | set a parameter in native units          |
 | /param/<id>/<name>/norm     | position                | set a parameter from a 0..1 position     |
 | any address in [osc.map]    | position                | the mapped parameter, from 0..1          |
+| /tempo/raw                  | bpm                     | song tempo 20..999 for synced parameters |
 
 Numbers may be ints, floats or booleans (controllers differ). Channels are 1..16.
 """
@@ -19,7 +20,9 @@ from collections.abc import Sequence
 
 from synth.engine import Engine
 from synth.errors import SynthError
-from synth.events import AllNotesOff, Event, NoteOff, NoteOn, ParamChange
+from synth.events import AllNotesOff, Event, NoteOff, NoteOn, ParamChange, TempoChange
+
+MIN_BPM, MAX_BPM = 20.0, 999.0
 
 
 def _number(value: object, what: str) -> float:
@@ -76,6 +79,12 @@ class MessageTranslator:
         if address == "/notes/off":
             _arity(address, args, 0, 0)
             return [AllNotesOff(time_samples)]
+        if address == "/tempo/raw":
+            _arity(address, args, 1, 1)
+            bpm = _number(args[0], f"{address} tempo")
+            if not MIN_BPM <= bpm <= MAX_BPM:
+                raise SynthError(f"{address}: expected a tempo in {MIN_BPM:g}..{MAX_BPM:g} bpm, got {args[0]!r}")
+            return [TempoChange(time_samples, bpm)]
         if address in self.osc_map:
             slot_id, name = self.osc_map[address]
             return [self._param(address, slot_id, name, args, normalized=True, time_samples=time_samples)]
@@ -114,4 +123,6 @@ def event_to_message(event: Event) -> tuple[str, list]:
             return "/notes/off", []
         case ParamChange(slot_id=slot_id, name=name, value=value):
             return f"/param/{slot_id}/{name}", [value]
+        case TempoChange(bpm=bpm):
+            return "/tempo/raw", [bpm]
     raise TypeError(f"not an event: {event!r}")

@@ -8,7 +8,9 @@ applied at once and counted late by the engine. Malformed packets, refused sende
 addresses and bad values are counted and ignored; nothing a packet holds can stop the server.
 
 Addresses beyond the score ones (synth.control.addresses): /status, /params, /notify,
-/preset/load, /vkb_midi/<channel>/note/<note>, /tempo/raw, /play. The README has the table.
+/preset/load, /vkb_midi/<channel>/note/<note>, /tempo/raw, /play, and /fxparam/<n>/value (the n-th
+parameter in /params order, from 0..1: what REAPER sends for the focused FX's parameters). The
+README has the table. OSC over TCP, beside this UDP server: synth.control.osc_tcp.
 """
 
 from __future__ import annotations
@@ -61,21 +63,25 @@ class OscServer:
     counters: OscCounters = field(default_factory=OscCounters)
 
     def __post_init__(self) -> None:
-        self.tempo_bpm = 120.0
         self.playing = False
         self.subscribers: set[tuple[str, int]] = set()
         self.preset_name = ""
         self._translator = MessageTranslator(self.host.engine, self.osc_map, strict=False)
-        self._socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        try:
-            self._socket.bind((self.bind, self.port))
-        except OSError as error:
-            self._socket.close()
-            raise SynthError(f"Cannot listen for OSC on {self.bind}:{self.port} ({error.strerror}).") from None
+        self._socket = self._open_udp(self.port)
         self.port = self._socket.getsockname()[1]
-        self._socket.settimeout(0.1)
         self._running = False
         self._thread: threading.Thread | None = None
+
+    def _open_udp(self, port: int) -> socket.socket:
+        """A UDP socket bound to `bind`:`port` (0: a free port); SynthError naming both if taken."""
+        udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            udp.bind((self.bind, port))
+        except OSError as error:
+            udp.close()
+            raise SynthError(f"Cannot listen for OSC on {self.bind}:{port} ({error.strerror}).") from None
+        udp.settimeout(0.1)
+        return udp
 
     # --- lifetime ----------------------------------------------------------------------------
 
@@ -118,11 +124,16 @@ class OscServer:
         if self.allow is not None and sender[0] not in self.allow:
             self.counters.refused += 1
             return
+        self.handle_allowed(packet, sender)
+
+    def handle_allowed(self, packet: bytes, sender) -> bool:
+        """Act on one packet from a sender already allowed (replies go to `sender`, an (ip, port)
+        pair or a TCP connection). False when the packet could not be parsed (counted malformed)."""
         try:
             messages = parse_packet(packet)
         except SynthError:
             self.counters.malformed += 1
-            return
+            return False
         for unix_time, address, arguments in messages:
             self.counters.received += 1
             time_samples = IMMEDIATE if unix_time is None else self.host.sample_for(unix_time)
@@ -133,15 +144,21 @@ class OscServer:
                     self.counters.unknown += 1
                 else:
                     self.counters.invalid += 1
+        return True
 
     def addresses(self) -> list[str]:
         """Every concrete address this server answers (for pattern matching)."""
-        engine = self.host.engine
+        engine = self._translator.engine  # after /preset/load, the new chain (the host switches at its next block)
         params = []
         for slot in engine.slots:
             for spec in slot.plugin.param_specs:
                 params += [f"/param/{slot.id}/{spec.name}", f"/param/{slot.id}/{spec.name}/norm"]
-        return ["/note/on", "/note/off", "/notes/off", *params, *self.osc_map, *SERVER_ADDRESSES]
+        indexed = [f"/fxparam/{number}/value" for number in range(1, len(self._flat_params()) + 1)]
+        return ["/note/on", "/note/off", "/notes/off", *params, *indexed, *self.osc_map, *SERVER_ADDRESSES]
+
+    def _flat_params(self) -> list[tuple[str, str]]:
+        """(slot id, parameter) for every parameter of the chain, in /params order."""
+        return [(slot.id, spec.name) for slot in self._translator.engine.slots for spec in slot.plugin.param_specs]
 
     def _dispatch(self, address: str, arguments: list, time_samples: int, sender) -> None:
         targets = match_addresses(address, self.addresses()) if is_pattern(address) else [address]
@@ -160,17 +177,26 @@ class OscServer:
             self._notify(arguments, sender)
         elif address == "/preset/load":
             self._load_preset(arguments)
-        elif address == "/tempo/raw":
-            self.tempo_bpm = _bpm(arguments)
         elif address == "/play":
             self.playing = bool(arguments[0]) if arguments else True
         elif address.startswith("/vkb_midi/"):
             self._post(_vkb_event(address, arguments, time_samples))
+        elif address.startswith("/fxparam/"):
+            self._apply(self._indexed_param(address), arguments, time_samples, sender)
         else:
             for event in self._translator.translate(address, arguments, time_samples):
                 self._post(event)
                 if isinstance(event, ParamChange) and self.subscribers:
                     self._broadcast(event)
+
+    def _indexed_param(self, address: str) -> str:
+        """/fxparam/<n>/value -> /param/<id>/<name>/norm of the n-th parameter (1-based)."""
+        parts = address.split("/")
+        params = self._flat_params()
+        if len(parts) != 4 or parts[3] != "value" or not parts[2].isdigit() or not 1 <= int(parts[2]) <= len(params):
+            raise SynthError(f"{address}: unknown address (the chain has {len(params)} parameters)")
+        slot_id, name = params[int(parts[2]) - 1]
+        return f"/param/{slot_id}/{name}/norm"
 
     def _post(self, event) -> None:
         if not self.host.post(event):
@@ -207,8 +233,12 @@ class OscServer:
         builder = OscMessageBuilder(address)
         for value in values:
             builder.add_arg(value)
+        self._send_packet(builder.build().dgram, target)
+
+    def _send_packet(self, packet: bytes, target) -> None:
+        """Send one packet to a UDP sender, (ip, port); never raises."""
         try:
-            self._socket.sendto(builder.build().dgram, target)
+            self._socket.sendto(packet, target)
         except OSError:
             pass  # an unreachable controller must not stop the server
 
@@ -222,12 +252,6 @@ class OscServer:
         self.osc_map = preset.osc_map
         self._translator = MessageTranslator(engine, self.osc_map, strict=False)
         self.preset_name = preset.name
-
-
-def _bpm(arguments: list) -> float:
-    if len(arguments) != 1 or isinstance(arguments[0], str) or not 20 <= float(arguments[0]) <= 999:
-        raise SynthError("/tempo/raw: expected a tempo in 20..999 bpm")
-    return float(arguments[0])
 
 
 def _vkb_event(address: str, arguments: list, time_samples: int):

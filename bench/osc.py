@@ -1,0 +1,247 @@
+"""OSC control figures on a real stream: latency from send to applied, and the highest rate with no loss.
+
+A JACK dummy server (started here, its period equal to the block) paces a real PortAudio stream
+playing the warm-pad preset; the OSC server listens on 127.0.0.1 (UDP, or TCP with --tcp).
+
+Latency: messages `/param/delay/mix <v>` (each v unique) are sent one at a time at random moments
+(so they land at every phase of the block). "Applied" is when the engine applied the event: the
+engine's applied log gives the sample it took effect on, and the Unix time of the callback that
+rendered that block (`Host.clock_anchor`, polled every millisecond) turns it into wall time. Printed:
+p50/p99/max of send -> applied in ms and in blocks, and send -> at the output (applied plus the
+stream's reported output latency).
+
+Rate: a separate sender process sends a mix of parameter and note messages at a fixed rate for
+--seconds; a step passes when every message sent was read by the server, every resulting event was
+applied by the engine, and none was dropped (socket buffer, engine queue) or left unsent (a sender
+that cannot keep the rate over TCP is being held back by the server). The rate doubles until a
+step fails, then is bisected to within 10%. Underflows during each step are printed beside it.
+
+Usage: .venv/bin/python bench/osc.py [--block 256] [--messages 1000] [--seconds 2] [--tcp]
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import random
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+from pythonosc.osc_message_builder import OscMessageBuilder
+
+from synth.control.osc import OscServer
+from synth.control.osc_tcp import OscTcpServer, encode_size_prefixed
+from synth.events import ParamChange
+from synth.host import Host
+from synth.io.jackserver import JackDummyServer
+from synth.presets import load_preset
+
+SAMPLE_RATE = 48000
+TAG_SCALE = 2 ** 20  # v = i / 2**20 is exact in float32, so the applied value names its message
+MAX_RATE = 1_000_000
+
+
+def message(address: str, *args) -> bytes:
+    builder = OscMessageBuilder(address)
+    for arg in args:
+        builder.add_arg(arg)
+    return builder.build().dgram
+
+
+class AnchorLog:
+    """Polls Host.clock_anchor every millisecond: block start sample -> Unix time of its callback."""
+
+    def __init__(self, host: Host):
+        self.host, self.times = host, {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> AnchorLog:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.001):
+            sample, unix_time = self.host.clock_anchor
+            self.times[sample] = unix_time
+
+    def wall_time(self, sample: int) -> float:
+        """Unix time at which the engine rendered `sample` (its block's callback time, plus the
+        offset within the block; from the nearest earlier block seen if that one was missed)."""
+        if sample in self.times:
+            return self.times[sample]
+        earlier = max(s for s in self.times if s <= sample)
+        return self.times[earlier] + (sample - earlier) / SAMPLE_RATE
+
+
+class Sender:
+    """The bench's own controller socket (UDP datagrams or size-prefixed TCP frames)."""
+
+    def __init__(self, port: int, tcp: bool):
+        self.tcp = tcp
+        if tcp:
+            self.socket = socket.create_connection(("127.0.0.1", port))
+            self.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        else:
+            self.socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.port = port
+
+    def send(self, packet: bytes) -> None:
+        if self.tcp:
+            self.socket.sendall(encode_size_prefixed(packet))
+        else:
+            self.socket.sendto(packet, ("127.0.0.1", self.port))
+
+
+def measure_latency(host: Host, server, count: int, tcp: bool) -> np.ndarray:
+    """send -> applied, in seconds, for `count` messages sent one at a time."""
+    log = collections.deque()
+    host.engine.applied_log = log
+    sender = Sender(server.port, tcp)
+    sent = {}
+    with AnchorLog(host) as anchors:
+        time.sleep(0.1)
+        for i in range(1, count + 1):
+            packet = message("/param/delay/mix", i / TAG_SCALE)
+            sent[i] = time.time()
+            sender.send(packet)
+            time.sleep(random.uniform(0.002, 0.012))
+        time.sleep(0.2)
+    sender.socket.close()
+    host.engine.applied_log = None
+    latencies = []
+    for sample, event in log:
+        if isinstance(event, ParamChange) and event.name == "mix":
+            i = round(event.value * TAG_SCALE)
+            if i in sent:
+                latencies.append(anchors.wall_time(sample) - sent.pop(i))
+    if sent:
+        print(f"  {len(sent)} of {count} latency messages were never applied")
+    return np.array(latencies)
+
+
+RATE_SENDER = r"""
+import socket, struct, sys, time
+from pythonosc.osc_message_builder import OscMessageBuilder
+port, rate, seconds, tcp = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), sys.argv[4] == "tcp"
+def message(address, *args):
+    b = OscMessageBuilder(address)
+    for a in args:
+        b.add_arg(a)
+    return b.build().dgram
+packets = [message("/param/osc/cutoff_hz/norm", (i % 100) / 100) for i in range(100)]
+packets += [message("/note/on", 40 + i % 40, 80) for i in range(50)] + [message("/note/off", 40 + i % 40) for i in range(50)]
+if tcp:
+    packets = [struct.pack(">i", len(p)) + p for p in packets]
+    sock = socket.create_connection(("127.0.0.1", port))
+else:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+total, sent, started = int(rate * seconds), 0, time.monotonic()
+while sent < total:
+    target = min(int((time.monotonic() - started) * rate), total)
+    if tcp:
+        sock.sendall(b"".join(packets[i % 200] for i in range(sent, target)))
+        sent = target
+    else:
+        while sent < target:
+            sock.sendto(packets[sent % 200], ("127.0.0.1", port))
+            sent += 1
+    time.sleep(0.0005)
+print(sent, time.monotonic() - started)
+"""
+
+
+def rate_step(host: Host, server, rate: int, seconds: float, tcp: bool) -> tuple[bool, str]:
+    """Send at `rate` messages/s for `seconds`; (passed, one line of figures)."""
+    settle(server)
+    log = collections.deque()
+    host.engine.applied_log = log
+    before = dict(server.counters.__dict__)
+    engine_dropped, underflows = host.engine.counters.dropped_events, host.stream.underflows
+    result = subprocess.run([sys.executable, "-c", RATE_SENDER, str(server.port), str(rate), str(seconds),
+                             "tcp" if tcp else "udp"], capture_output=True, text=True, timeout=seconds * 10 + 30)
+    sent, elapsed = result.stdout.split()
+    sent, elapsed = int(sent), float(elapsed)
+    deadline = time.monotonic() + 0.5  # a server that needs longer did not keep the rate
+    while server.counters.received - before["received"] < sent and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.1)
+    host.engine.applied_log = None
+    received = server.counters.received - before["received"]
+    dropped = (server.counters.dropped - before["dropped"]) + (host.engine.counters.dropped_events - engine_dropped)
+    applied = len(log)
+    kept_pace = elapsed <= seconds * 1.1
+    passed = received == sent == round(rate * seconds) and applied == sent and dropped == 0 and kept_pace
+    line = (f"{rate:9d} {sent:9d} {elapsed:7.2f} {received:9d} {applied:9d} {dropped:8d} "
+            f"{host.stream.underflows - underflows:10d}  {'pass' if passed else 'FAIL'}")
+    return passed, line
+
+
+def settle(server, quiet_s: float = 0.3) -> None:
+    """Wait until the server has read nothing for `quiet_s` (a previous step's backlog is gone)."""
+    last = -1
+    while server.counters.received != last:
+        last = server.counters.received
+        time.sleep(quiet_s)
+
+
+def highest_rate(host: Host, server, seconds: float, tcp: bool) -> int | None:
+    print(f"{'rate/s':>9} {'sent':>9} {'send s':>7} {'read':>9} {'applied':>9} {'dropped':>8} {'underflows':>10}")
+    best, failed, rate = None, None, 1000
+    while rate <= MAX_RATE:
+        passed, line = rate_step(host, server, rate, seconds, tcp)
+        print(line, flush=True)
+        if not passed:
+            failed = rate
+            break
+        best, rate = rate, rate * 2
+    while best and failed and failed - best > best // 10:
+        middle = (best + failed) // 2
+        passed, line = rate_step(host, server, middle, seconds, tcp)
+        print(line, flush=True)
+        best, failed = (middle, failed) if passed else (best, middle)
+    return best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--block", type=int, default=256, help="frames per block and JACK period (default 256)")
+    parser.add_argument("--messages", type=int, default=1000, help="messages for the latency figures")
+    parser.add_argument("--seconds", type=float, default=2.0, help="seconds per rate step")
+    parser.add_argument("--tcp", action="store_true", help="OSC over TCP (size-prefixed frames) instead of UDP")
+    args = parser.parse_args()
+    transport = "TCP" if args.tcp else "UDP"
+    preset = load_preset("warm-pad")
+    with JackDummyServer(SAMPLE_RATE, args.block) as jack:
+        host = Host(preset.build_engine(SAMPLE_RATE, args.block), device=jack.device)
+        host.start()
+        server = (OscTcpServer if args.tcp else OscServer)(host, port=0, osc_map=preset.osc_map)
+        server.start()
+        try:
+            period_ms = 1000 * args.block / SAMPLE_RATE
+            output_ms = 1000 * host.stream.latency_s
+            latencies = 1000 * measure_latency(host, server, args.messages, args.tcp)
+            p50, p99, worst = np.percentile(latencies, [50, 99]).tolist() + [float(latencies.max())]
+            print(f"OSC over {transport}, block {args.block} frames ({period_ms:.2f} ms) at {SAMPLE_RATE} Hz, "
+                  f"{len(latencies)} messages")
+            print(f"send -> applied:   p50 {p50:6.2f} ms ({p50 / period_ms:4.2f} blocks)  "
+                  f"p99 {p99:6.2f} ms ({p99 / period_ms:4.2f} blocks)  max {worst:6.2f} ms")
+            print(f"send -> at output: p50 {p50 + output_ms:6.2f} ms  p99 {p99 + output_ms:6.2f} ms "
+                  f"(plus the stream's output latency, {output_ms:.2f} ms)")
+            best = highest_rate(host, server, args.seconds, args.tcp)
+            print(f"highest rate with nothing lost or dropped: {best if best else 'none'} messages/s over {transport}")
+        finally:
+            server.stop()
+            host.stop()
+
+
+if __name__ == "__main__":
+    main()
