@@ -46,10 +46,13 @@ def _play(args: argparse.Namespace) -> int:
     if args.command == "serve":
         allow = frozenset(args.allow) if args.allow else None
         osc = {"port": args.osc_port, "bind": args.osc_host, "allow": allow}
+        if args.osc_tcp:
+            osc["framing"] = args.osc_tcp_framing
+    midi = {"port": args.midi, "api": args.midi_api} if args.midi else None
     return play(args.preset, args.score, device=args.device, sample_rate=args.sample_rate,
                 block_size=args.block_size, latency=args.latency, channels=args.channels,
                 duration_s=args.duration, tail_s=args.tail, capture=args.capture,
-                input_channels=args.input_channels, osc=osc, record=args.record)
+                input_channels=args.input_channels, osc=osc, record=args.record, midi=midi)
 
 
 def _devices(args: argparse.Namespace) -> int:
@@ -84,6 +87,41 @@ def _plugins(args: argparse.Namespace) -> int:
     for problem in discover():
         print(f"not loaded: {problem}")
     return 0
+
+
+def _analyze(args: argparse.Namespace) -> int:
+    from synth.analysis_cli import analyze_file
+
+    for line in analyze_file(args.input, args.output, harmonic=args.harmonic, hop_samples=args.hop,
+                             max_tracks=args.max_tracks, plot=args.plot, progress=not args.quiet):
+        print(line)
+    return 0
+
+
+def _resynth(args: argparse.Namespace) -> int:
+    from synth.resynthesis import Transform, resynthesize_file
+
+    if (args.morph_to is None) != (args.morph is None):
+        raise SynthError("--morph-to FILE and --morph AMOUNT go together")
+    transform = Transform(stretch=args.stretch, transpose_semitones=args.transpose, keep_formants=args.keep_formants,
+                          morph=args.morph or 0.0, freeze_position=args.freeze, harmonics_only=args.harmonics_only,
+                          odd_even=args.odd_even, tilt_db_per_octave=args.tilt)
+    path, seconds = resynthesize_file(args.input, args.output, transform, args.morph_to, args.sines_only, args.format)
+    print(f"wrote {seconds:.2f} s to {path}")
+    return 0
+
+
+def _ranged(low: float, high: float, unit: str = ""):
+    """An argparse type: a float within low..high, else a sentence saying so."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{value:g} is outside {low:g}..{high:g}{unit}")
+        return value
+    return parse
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -124,13 +162,49 @@ def build_parser() -> argparse.ArgumentParser:
         play.add_argument("--input-channels", type=int, default=0,
                           help="live input channels for the preset's audio_input plugin (default 0: none)")
         play.add_argument("--record", help="write every applied event to this JSON Lines session file")
+        play.add_argument("--midi", metavar="PORT",
+                          help="play from this MIDI input port (name or part of it); 'virtual' opens a port "
+                               "called synth-host for other programs to connect to")
+        play.add_argument("--midi-api", choices=("auto", "alsa", "jack", "coremidi", "winmm"), default="auto",
+                          help="MIDI system for --midi (default auto: the platform's; on Linux ALSA, else JACK)")
         if name == "serve":
             play.add_argument("--osc-port", type=int, default=9000, help="UDP port (default 9000; 0 picks one)")
             play.add_argument("--osc-host", default="127.0.0.1",
                               help="interface to listen on (default 127.0.0.1: this machine only)")
             play.add_argument("--allow", action="append", metavar="IP",
                               help="only this client address may control (repeatable)")
+            play.add_argument("--osc-tcp", action="store_true",
+                              help="also serve OSC over TCP, on the same port number as UDP")
+            play.add_argument("--osc-tcp-framing", choices=("size", "slip"), default="size",
+                              help="TCP packet framing: size (OSC 1.0 int32 length prefix, default) or slip (OSC 1.1)")
         play.set_defaults(run=_play)
+
+    analyze = commands.add_parser("analyze", help="sinusoidal analysis of a WAV file, with an optional plot")
+    analyze.add_argument("input", help="audio file (WAV, FLAC...; stereo is mixed to mono)")
+    analyze.add_argument("-o", "--output", required=True, help="analysis file to write (.partials.npz)")
+    analyze.add_argument("--plot", help="also draw the partial tracks over the spectrogram to this PNG")
+    analyze.add_argument("--harmonic", action="store_true",
+                         help="follow f0 (pyin) and give track k to harmonic k+1 (pitched sounds)")
+    analyze.add_argument("--hop", type=int, default=None, help="hop between frames in samples (default: the analyser's)")
+    analyze.add_argument("--max-tracks", type=int, default=None, help="most tracks kept (harmonics with --harmonic; default 100)")
+    analyze.add_argument("--quiet", action="store_true", help="no progress bar")
+    analyze.set_defaults(run=_analyze)
+
+    resynth = commands.add_parser("resynth", help="resynthesise an analysis to WAV, optionally transformed")
+    resynth.add_argument("input", help="analysis file (.partials.npz from `synth analyze`)")
+    resynth.add_argument("-o", "--output", required=True, help="output WAV file")
+    resynth.add_argument("--sines-only", action="store_true", help="leave out the noise residual")
+    resynth.add_argument("--stretch", type=_ranged(0.25, 4, "x"), default=1.0, help="time-stretch 0.25..4, pitch kept")
+    resynth.add_argument("--transpose", type=_ranged(-24, 24, " semitones"), default=0.0, help="pitch shift, semitones")
+    resynth.add_argument("--keep-formants", action="store_true", help="keep the spectral envelope when transposing")
+    resynth.add_argument("--morph-to", help="a second analysis to morph towards")
+    resynth.add_argument("--morph", type=_ranged(0, 1), help="0..1 of the way to --morph-to")
+    resynth.add_argument("--freeze", type=_ranged(0, 1), help="hold the frame at this share (0..1) of the duration")
+    resynth.add_argument("--harmonics-only", action="store_true", help="drop partials that are not harmonics")
+    resynth.add_argument("--odd-even", type=_ranged(-1, 1), default=0.0, help="-1 odd harmonics only .. 1 even only")
+    resynth.add_argument("--tilt", type=_ranged(-12, 12, " dB/octave"), default=0.0, help="brightness tilt, dB per octave")
+    resynth.add_argument("--format", choices=("float32", "pcm16", "pcm24"), default="float32")
+    resynth.set_defaults(run=_resynth)
 
     commands.add_parser("devices", help="list audio devices").set_defaults(run=_devices)
     commands.add_parser("presets", help="list the shipped presets").set_defaults(run=_presets)

@@ -12,6 +12,8 @@ Format (version 1):
     id = "osc"                      # optional (defaults to the plugin name): /param/<id>/<name>
     channel = 1                     # optional, instruments only: MIDI channel 1..16
     params = { cutoff_hz = 2000.0, waveform = "saw" }
+    files = { analysis = "violin.partials.npz" }  # optional: data files the plugin reads, relative
+                                    # to the preset's folder and inside it (see the plugin's file_keys)
 
     [osc.map]                       # optional: incoming address -> "<id>/<param>", value 0..1
     "/1/fader1" = "osc/cutoff_hz"
@@ -43,7 +45,7 @@ MAX_VOICES = 256
 _ID_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 _NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _TOP_KEYS = {"format_version", "name", "description", "voice_limit", "chain", "osc", "midi"}
-_SLOT_KEYS = {"plugin", "id", "channel", "params"}
+_SLOT_KEYS = {"plugin", "id", "channel", "params", "files"}
 
 
 @dataclass
@@ -52,6 +54,7 @@ class ChainEntry:
     id: str
     params: dict[str, float | str] = field(default_factory=dict)
     channel: int | None = None
+    files: dict[str, str] = field(default_factory=dict)  # file key -> path relative to the preset's folder
 
 
 @dataclass
@@ -66,14 +69,26 @@ class PresetSpec:
     midi_cc: dict[int, tuple[str, str]] = field(default_factory=dict)
     source: str = "<memory>"
 
+    @property
+    def folder(self) -> Path:
+        """The folder the preset's data files are relative to (the current one for in-memory presets)."""
+        return Path(self.source).parent if self.source != "<memory>" else Path.cwd()
+
     def build_engine(self, sample_rate: int = 48000, max_block: int = 512, channels: int = 2,
                      input_channels: int = 0) -> Engine:
-        """An Engine holding this chain (not yet prepared)."""
+        """An Engine holding this chain (not yet prepared). A data file a plugin cannot read is a
+        SynthError naming the preset, the key and the file."""
         slots = []
-        for entry in self.chain:
+        for index, entry in enumerate(self.chain):
             cls = plugin_class(entry.plugin)
             kwargs = {"voice_limit": self.voice_limit} if cls.kind == INSTRUMENT else {}
-            slots.append(Slot(entry.id, cls(**kwargs, **entry.params), entry.channel))
+            for key, relative in entry.files.items():
+                kwargs[key] = self.folder / relative
+            try:
+                plugin = cls(**kwargs, **entry.params)
+            except SynthError as error:
+                raise SynthError(f"{self.source}: chain[{index}].files: {error}") from None
+            slots.append(Slot(entry.id, plugin, entry.channel))
         return Engine(slots, sample_rate=sample_rate, max_block=max_block, channels=channels,
                       input_channels=input_channels)
 
@@ -153,7 +168,8 @@ def parse_preset(data: dict, source: str = "<memory>", default_name: str = "pres
     voice_limit = data.get("voice_limit", 16)
     if isinstance(voice_limit, bool) or not isinstance(voice_limit, int) or not 1 <= voice_limit <= MAX_VOICES:
         fail("voice_limit", f"expected an integer in 1..{MAX_VOICES}, got {voice_limit!r}")
-    chain = _parse_chain(data.get("chain"), fail)
+    folder = Path(source).parent if source != "<memory>" else Path.cwd()
+    chain = _parse_chain(data.get("chain"), fail, folder)
     targets = {entry.id: entry.plugin for entry in chain}
     osc_map = _parse_mapping(data.get("osc", {}), "osc", "map", targets, fail, _address_key)
     midi_cc = _parse_mapping(data.get("midi", {}), "midi", "cc", targets, fail, _cc_key)
@@ -162,7 +178,7 @@ def parse_preset(data: dict, source: str = "<memory>", default_name: str = "pres
     return PresetSpec(name, chain, voice_limit, description, osc_map, midi_cc, source)
 
 
-def _parse_chain(chain: object, fail) -> list[ChainEntry]:
+def _parse_chain(chain: object, fail, folder: Path) -> list[ChainEntry]:
     if not isinstance(chain, list) or not chain:
         fail("chain", f"expected at least one [[chain]] table, got {chain!r}")
         return []
@@ -208,8 +224,31 @@ def _parse_chain(chain: object, fail) -> list[ChainEntry]:
                 values[key] = spec.display(spec.check(value))
             except SynthError as error:
                 fail(f"{where}.params.{key}", str(error))
-        entries.append(ChainEntry(plugin, slot_id, values, channel))
+        files = _parse_files(table.get("files", {}), cls, folder, f"{where}.files", fail)
+        entries.append(ChainEntry(plugin, slot_id, values, channel, files))
     return entries
+
+
+def _parse_files(files: object, cls, folder: Path, where: str, fail) -> dict[str, str]:
+    """A slot's data files: each key one the plugin reads, each value a relative path that stays
+    inside the preset's folder (no absolute path, no '..') and names an existing file."""
+    if not isinstance(files, dict):
+        fail(where, f"expected a table of file paths, got {files!r}")
+        return {}
+    accepted: dict[str, str] = {}
+    for key, value in files.items():
+        if key not in cls.file_keys:
+            known = ", ".join(cls.file_keys) or "none"
+            fail(f"{where}.{key}", f"plugin {cls.name!r} reads no file {key!r} (it reads: {known})")
+        elif not isinstance(value, str) or not value or Path(value).is_absolute() or ".." in Path(value).parts:
+            fail(f"{where}.{key}", f"expected a path relative to the preset's folder, without '..', got {value!r}")
+        elif not (folder / value).is_file():
+            fail(f"{where}.{key}", f"no such file: {folder / value}")
+        elif not (folder / value).resolve().is_relative_to(folder.resolve()):
+            fail(f"{where}.{key}", f"{value!r} leads outside the preset's folder (a link?)")
+        else:
+            accepted[key] = value
+    return accepted
 
 
 def _address_key(key: str) -> str | None:
@@ -267,6 +306,8 @@ def preset_to_dict(spec: PresetSpec) -> dict:
         if entry.channel is not None:
             table["channel"] = entry.channel
         table["params"] = dict(entry.params)
+        if entry.files:
+            table["files"] = dict(entry.files)
         data["chain"].append(table)
     if spec.osc_map:
         data["osc"] = {"map": {address: f"{s}/{p}" for address, (s, p) in spec.osc_map.items()}}

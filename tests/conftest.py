@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from synth.dsp.partials import Partials
+
 from synth.engine import Engine, Slot
 from synth.params import float_param
 from synth.plugins import Instrument, Plugin, register
@@ -121,3 +123,23 @@ def jack():
         raise
     yield device
     server.stop()
+
+
+def harmonic_analysis(seconds=1.0, harmonics=12, f0_hz=220.0, decay_s=None, inharmonic_hz=None,
+                      sample_rate=48000, hop=256) -> Partials:
+    """An analysis whose content is known: a steady harmonic tone (harmonic k at amplitude 0.3/k),
+    optionally decaying exponentially (time constant decay_s) and with one extra inharmonic partial
+    (0.1 at inharmonic_hz, in the last track)."""
+    frames = int(seconds * sample_rate / hop) + 1
+    k = np.arange(1, harmonics + 1)
+    freq = np.tile(f0_hz * k, (frames, 1)).astype(np.float32)
+    amp = np.tile(0.3 / k, (frames, 1)).astype(np.float32)
+    if decay_s:
+        amp *= np.exp(-np.arange(frames) * hop / sample_rate / decay_s)[:, None].astype(np.float32)
+    harmonic = inharmonic_hz is None
+    if inharmonic_hz is not None:
+        freq = np.hstack([freq, np.full((frames, 1), inharmonic_hz, np.float32)])
+        amp = np.hstack([amp, np.full((frames, 1), 0.1, np.float32)])
+    edges = np.array([0, 1000, 4000, 24000], dtype=np.float32)
+    return Partials(sample_rate, hop, (frames - 1) * hop, freq, amp, None, np.full(frames, f0_hz, np.float32),
+                    harmonic, edges, np.full((frames, 3), -120, np.float32))

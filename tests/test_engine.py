@@ -4,13 +4,14 @@ import numba
 import numpy as np
 import pytest
 
-from conftest import ConstantInstrument, ImpulseInstrument, NanEffect, make_engine, run
+from conftest import ConstantInstrument, ImpulseInstrument, NanEffect, harmonic_analysis, make_engine, run
 from synth import dsp
-from synth.dsp import delay, envelopes, mix, noise, oscillators
+from synth.dsp import additive, delay, envelopes, mix, noise, oscbank, oscillators
 from synth.engine import Engine, Slot
 from synth.errors import SynthError
 from synth.events import AllNotesOff, NoteOff, NoteOn, ParamChange, seconds_to_samples
-from synth.plugins import Delay, GainPan, NoiseSource, Oscillator
+from synth.plugins import Additive, Delay, GainPan, NoiseSource, Oscillator
+from synth.plugins import additive as additive_plugin
 from synth import voices
 
 SAMPLE_RATES = (22050, 44100, 48000, 96000)
@@ -163,7 +164,8 @@ def test_bad_stream_formats_are_refused_with_the_range():
 
 
 def _full_engine(block):
-    engine = make_engine(Oscillator(), NoiseSource(), GainPan(), Delay(), max_block=block)
+    engine = make_engine(Oscillator(), Additive(analysis=harmonic_analysis(decay_s=0.5), keep_formants="on",
+                                                transpose_semitones=3), NoiseSource(), GainPan(), Delay(), max_block=block)
     for i in range(20):
         engine.schedule(NoteOn(i * 37, 40 + i, 90))
         engine.schedule(ParamChange(i * 50, "oscillator", "cutoff_hz", 500.0 + 100 * i))
@@ -189,7 +191,7 @@ def test_process_allocates_no_buffers():
 
 
 def _kernels():
-    modules = (delay, envelopes, mix, noise, oscillators, voices)
+    modules = (additive, additive_plugin, delay, envelopes, mix, noise, oscbank, oscillators, voices)
     return [obj for m in modules for obj in vars(m).values() if isinstance(obj, numba.core.registry.CPUDispatcher)]
 
 

@@ -38,6 +38,14 @@ def wav_writer(path: str | Path, sample_rate: int, channels: int, fmt: str = "fl
             yield wav
 
 
+def write_wav(path: str | Path, audio: np.ndarray, sample_rate: int, fmt: str = "float32") -> Path:
+    """Write float32 [frames, channels] to a WAV file atomically (see wav_writer); returns the path.
+    Samples beyond +-1 are clipped in PCM formats by libsndfile."""
+    with wav_writer(path, sample_rate, audio.shape[1], fmt) as wav:
+        wav.write(audio)
+    return Path(path)
+
+
 def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
     """(float32 [frames, channels], sample rate in Hz) of an audio file."""
     try:

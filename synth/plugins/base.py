@@ -30,6 +30,7 @@ class Plugin:
     name: ClassVar[str] = ""
     kind: ClassVar[str] = EFFECT
     param_specs: ClassVar[tuple[ParamSpec, ...]] = ()
+    file_keys: ClassVar[tuple[str, ...]] = ()  # data files the plugin reads (keyword arguments; preset `files`)
 
     def __init__(self, **values: object):
         self.params = {spec.name: SmoothedParam(spec) for spec in self.param_specs}
@@ -60,6 +61,9 @@ class Plugin:
         """Set parameter `name` from a 0..1 control position."""
         param = self.params[name]
         param.set(param.spec.from_normalized(position))
+
+    def set_tempo(self, bpm: float) -> None:
+        """The song's tempo changed (beats per minute); plugins with tempo-synced parameters follow it."""
 
     def get_param(self, name: str) -> float:
         """The value parameter `name` is heading to (native units)."""
