@@ -14,6 +14,8 @@ Format (version 1):
     params = { cutoff_hz = 2000.0, waveform = "saw" }
     files = { analysis = "violin.partials.npz" }  # optional: data files the plugin reads, relative
                                     # to the preset's folder and inside it (see the plugin's file_keys)
+    settings = { instrument = "violin" }  # optional: fixed choices the plugin takes at construction
+                                    # (see the plugin's setting_keys; it checks the values)
 
     [osc.map]                       # optional: incoming address -> "<id>/<param>", value 0..1
     "/1/fader1" = "osc/cutoff_hz"
@@ -45,7 +47,7 @@ MAX_VOICES = 256
 _ID_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 _NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _TOP_KEYS = {"format_version", "name", "description", "voice_limit", "chain", "osc", "midi"}
-_SLOT_KEYS = {"plugin", "id", "channel", "params", "files"}
+_SLOT_KEYS = {"plugin", "id", "channel", "params", "files", "settings"}
 
 
 @dataclass
@@ -55,6 +57,7 @@ class ChainEntry:
     params: dict[str, float | str] = field(default_factory=dict)
     channel: int | None = None
     files: dict[str, str] = field(default_factory=dict)  # file key -> path relative to the preset's folder
+    settings: dict[str, str | float] = field(default_factory=dict)  # setting key -> value
 
 
 @dataclass
@@ -84,10 +87,11 @@ class PresetSpec:
             kwargs = {"voice_limit": self.voice_limit} if cls.kind == INSTRUMENT else {}
             for key, relative in entry.files.items():
                 kwargs[key] = self.folder / relative
+            kwargs.update(entry.settings)
             try:
                 plugin = cls(**kwargs, **entry.params)
             except SynthError as error:
-                raise SynthError(f"{self.source}: chain[{index}].files: {error}") from None
+                raise SynthError(f"{self.source}: chain[{index}]: {error}") from None
             slots.append(Slot(entry.id, plugin, entry.channel))
         return Engine(slots, sample_rate=sample_rate, max_block=max_block, channels=channels,
                       input_channels=input_channels)
@@ -225,8 +229,27 @@ def _parse_chain(chain: object, fail, folder: Path) -> list[ChainEntry]:
             except SynthError as error:
                 fail(f"{where}.params.{key}", str(error))
         files = _parse_files(table.get("files", {}), cls, folder, f"{where}.files", fail)
-        entries.append(ChainEntry(plugin, slot_id, values, channel, files))
+        settings = _parse_settings(table.get("settings", {}), cls, f"{where}.settings", fail)
+        entries.append(ChainEntry(plugin, slot_id, values, channel, files, settings))
     return entries
+
+
+def _parse_settings(settings: object, cls, where: str, fail) -> dict[str, str | float]:
+    """A slot's construction settings: each key one the plugin declares, each value a string or a
+    number (the plugin checks the value itself when the engine is built)."""
+    if not isinstance(settings, dict):
+        fail(where, f"expected a table of settings, got {settings!r}")
+        return {}
+    accepted: dict[str, str | float] = {}
+    for key, value in settings.items():
+        if key not in cls.setting_keys:
+            known = ", ".join(cls.setting_keys) or "none"
+            fail(f"{where}.{key}", f"plugin {cls.name!r} takes no setting {key!r} (it takes: {known})")
+        elif isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            fail(f"{where}.{key}", f"expected a string or a number, got {value!r}")
+        else:
+            accepted[key] = value
+    return accepted
 
 
 def _parse_files(files: object, cls, folder: Path, where: str, fail) -> dict[str, str]:
@@ -308,6 +331,8 @@ def preset_to_dict(spec: PresetSpec) -> dict:
         table["params"] = dict(entry.params)
         if entry.files:
             table["files"] = dict(entry.files)
+        if entry.settings:
+            table["settings"] = dict(entry.settings)
         data["chain"].append(table)
     if spec.osc_map:
         data["osc"] = {"map": {address: f"{s}/{p}" for address, (s, p) in spec.osc_map.items()}}

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from synth.dsp.partials import Partials
+from synth.errors import SynthError
 
 from synth.engine import Engine, Slot
 from synth.params import float_param
@@ -17,6 +18,13 @@ class ImpulseInstrument(Instrument):
 
     name = "test_impulse"
     param_specs = (float_param("level", 0, 1, 0.5),)
+    setting_keys = ("polarity",)
+
+    def __init__(self, voice_limit=16, polarity="positive", **values):
+        super().__init__(**values)
+        if polarity not in ("positive", "negative"):
+            raise SynthError(f"settings.polarity: expected 'positive' or 'negative', got {polarity!r}")
+        self.sign = 1.0 if polarity == "positive" else -1.0
 
     def allocate(self):
         self.pending = 0
@@ -33,7 +41,7 @@ class ImpulseInstrument(Instrument):
 
     def process(self, bus, n):
         if self.pending:
-            bus[:, 0] += self.pending * self.params["level"].target
+            bus[:, 0] += self.sign * self.pending * self.params["level"].target
             self.pending = 0
 
     def reset(self):

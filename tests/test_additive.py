@@ -153,7 +153,7 @@ def test_preset_files_are_checked(tmp_path):
         parse_preset(preset({"analysis": "missing.partials.npz"}), str(tmp_path / "p.toml"))
     (tmp_path / "bad.partials.npz").write_bytes(b"not an npz")
     spec = parse_preset(preset({"analysis": "bad.partials.npz"}), str(tmp_path / "p.toml"))
-    with pytest.raises(SynthError, match=r"p\.toml: chain\[0\]\.files: .*bad\.partials\.npz"):
+    with pytest.raises(SynthError, match=r"p\.toml: chain\[0\]: .*bad\.partials\.npz"):
         spec.build_engine()
     with pytest.raises(SynthError, match="needs an analysis file"):
         Additive()

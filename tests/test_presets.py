@@ -113,3 +113,19 @@ def test_save_round_trips_and_is_atomic(tmp_path):
 def test_shipped_presets_declare_the_format_version():
     for path in SHIPPED_PRESETS.glob("*.toml"):
         assert tomllib.loads(path.read_text())["format_version"] == 1
+
+
+def test_settings_reach_the_plugin_and_bad_ones_name_the_key(tmp_path):
+    text = """format_version = 1
+[[chain]]
+plugin = "test_impulse"
+settings = { polarity = "negative" }
+"""
+    engine = load_preset(write(tmp_path, text)).build_engine()
+    assert engine.slot("test_impulse").plugin.sign == -1.0
+    with pytest.raises(SynthError, match=r"chain\[0\]\.settings\.colour: plugin 'test_impulse' takes no setting 'colour' \(it takes: polarity\)"):
+        load_preset(write(tmp_path, text.replace("polarity", "colour")))
+    with pytest.raises(SynthError, match=r"p\.toml: chain\[0\]: settings\.polarity: expected 'positive' or 'negative', got 'sideways'"):
+        load_preset(write(tmp_path, text.replace('"negative"', '"sideways"'))).build_engine()
+    saved = save_preset(load_preset(write(tmp_path, text)), tmp_path / "again.toml")
+    assert load_preset(saved).chain[0].settings == {"polarity": "negative"}

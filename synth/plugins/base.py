@@ -31,6 +31,7 @@ class Plugin:
     kind: ClassVar[str] = EFFECT
     param_specs: ClassVar[tuple[ParamSpec, ...]] = ()
     file_keys: ClassVar[tuple[str, ...]] = ()  # data files the plugin reads (keyword arguments; preset `files`)
+    setting_keys: ClassVar[tuple[str, ...]] = ()  # fixed construction choices (keyword arguments; preset `settings`)
 
     def __init__(self, **values: object):
         self.params = {spec.name: SmoothedParam(spec) for spec in self.param_specs}
