@@ -8,6 +8,7 @@ from importlib.metadata import entry_points
 from synth.errors import SynthError
 from synth.plugins.additive import Additive
 from synth.plugins.audio_input import AudioInput
+from synth.plugins.decoder import NeuralDecoder
 from synth.plugins.base import EFFECT, INSTRUMENT, SOURCE, Instrument, Plugin
 from synth.plugins.delay import Delay
 from synth.plugins.gain_pan import GainPan
@@ -15,7 +16,7 @@ from synth.plugins.noise import NoiseSource
 from synth.plugins.oscillator import Oscillator
 
 ENTRY_POINT_GROUP = "synth.plugins"
-BUILTIN_PLUGINS: tuple[type[Plugin], ...] = (Oscillator, Additive, NoiseSource, AudioInput, GainPan, Delay)
+BUILTIN_PLUGINS: tuple[type[Plugin], ...] = (Oscillator, Additive, NeuralDecoder, NoiseSource, AudioInput, GainPan, Delay)
 
 _registry: dict[str, type[Plugin]] = {cls.name: cls for cls in BUILTIN_PLUGINS}
 _entry_point_errors: list[str] = []

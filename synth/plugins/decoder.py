@@ -1,0 +1,162 @@
+"""`decoder`: a polyphonic instrument played by the neural waveform decoder.
+
+Each voice turns its note into conditioning once a frame (f0 from the note with glide and
+vibrato; loudness from velocity and the envelope), the decoder (synth.dsp.decoder_runtime, no
+torch) turns the conditioning of every voice into controls in one step, and the oscillator bank
+plus filtered noise render them. Each voice keeps its own recurrent state.
+
+Frames: the model's hop (256 samples at 48 kHz, 5.33 ms). The instrument renders one frame at a
+time into a buffer and hands it out in whatever block sizes the engine asks for, so the result
+does not depend on the block size. A note starting inside a frame begins sounding at the next
+frame boundary (at most one hop later), and a parameter change takes effect there too.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from synth.dsp.decoder_runtime import DecoderRuntime, load_runtime
+from synth.dsp.decoder_voices import (advance_envelopes, copy_samples, harmonic_partials, noise_voices,
+                                      silence_voice, voice_conditioning)
+from synth.dsp.filtered_noise import make_noise_state
+from synth.dsp.noise import seed_states
+from synth.dsp.oscbank import make_workspace, render_partials
+from synth.errors import SynthError
+from synth.params import LOG, float_param
+from synth.plugins.poly import PolyInstrument, envelope_params
+
+
+class NeuralDecoder(PolyInstrument):
+    """Files: `model` (the decoder's .json; its .safetensors beside it). Settings: `instrument`,
+    one of the timbres the model was trained on (default: its first). Parameters:
+
+    glide_ms: 0..2000, how long a new note's pitch takes to slide from the last note's (0 = none).
+    vibrato_rate_hz: 0.1..12; vibrato_cents: 0..100 peak depth; tune_cents: -100..100.
+    dynamics_db: 6..60, how far below the model's loudest a velocity-1 note plays.
+    harmonics_db, noise_db: -60..12 dB, gains of the harmonic and noise parts of the sound.
+    attack_ms, decay_ms, sustain, release_ms, level_db: the loudness envelope (synth.plugins.poly).
+    """
+
+    name = "decoder"
+    file_keys = ("model",)
+    setting_keys = ("instrument",)
+    param_specs = (
+        float_param("glide_ms", 0, 2000, 0, "ms", smoothing_ms=0, doc="portamento from the last note"),
+        float_param("vibrato_rate_hz", 0.1, 12, 5.5, "Hz", LOG, doc="vibrato speed"),
+        float_param("vibrato_cents", 0, 100, 0, "cents", doc="vibrato depth (peak)"),
+        float_param("tune_cents", -100, 100, 0, "cents", doc="tuning of every note"),
+        float_param("dynamics_db", 6, 60, 24, "dB", smoothing_ms=0, doc="loudness range of the velocities"),
+        float_param("harmonics_db", -60, 12, 0, "dB", doc="gain of the harmonic part"),
+        float_param("noise_db", -60, 12, 0, "dB", doc="gain of the filtered-noise part"),
+    ) + envelope_params(attack_ms=30.0, decay_ms=2000.0, sustain=0.8, release_ms=250.0, level_db=0.0)
+
+    def __init__(self, voice_limit: int = 16, model: str | Path | None = None, instrument: str | None = None,
+                 runtime: DecoderRuntime | None = None, **values: object):
+        super().__init__(voice_limit, **values)
+        if runtime is None:
+            if model is None:
+                raise SynthError('the decoder plugin needs a model file (files = { model = "....json" })')
+            runtime = load_runtime(Path(model).with_suffix(""), voice_limit)
+        self.runtime = runtime
+        instruments = list(runtime.config.get("instruments", []))
+        if instrument is not None and instrument not in instruments:
+            raise SynthError(f"settings.instrument: {instrument!r} is not one of the model's instruments "
+                             f"({', '.join(instruments) or 'none'})")
+        self.instrument = instrument or (instruments[0] if instruments else None)
+        self.hop = int(runtime.config["hop_samples"])
+        self._harmonics = int(runtime.config["harmonics"])
+        self.model_rate = int(runtime.config["sample_rate"])
+        low, high = runtime.config["loudness_range_db"]
+        self.loudness_floor_db, self.loudness_top_db = float(low), float(high)
+
+    def prepare(self, sample_rate: float, max_block: int, channels: int) -> None:
+        if int(sample_rate) != self.model_rate:
+            raise SynthError(f"the decoder model runs at {self.model_rate} Hz; the engine runs at {int(sample_rate)} Hz")
+        super().prepare(sample_rate, max_block, channels)
+
+    def allocate(self) -> None:
+        super().allocate()
+        voices, harmonics = self.voices.size, self._harmonics
+        bands = int(self.runtime.config["noise_bands"])
+        self._f0 = np.zeros(voices, dtype=np.float32)
+        self._loudness = np.zeros(voices, dtype=np.float32)
+        self._active = np.zeros(voices, dtype=bool)
+        self._pitch = np.zeros(voices)
+        self._vibrato = np.zeros(voices)
+        self._freq_start = np.zeros(voices * harmonics, dtype=np.float32)
+        self._freq_end = np.zeros(voices * harmonics, dtype=np.float32)
+        self._amp_start = np.zeros(voices * harmonics, dtype=np.float32)
+        self._amp_end = np.zeros(voices * harmonics, dtype=np.float32)
+        self._phase = np.zeros(voices * harmonics)
+        self._workspace = make_workspace(voices * harmonics)
+        self._frame = np.zeros(self.hop, dtype=np.float32)
+        self._white = np.zeros(self.hop, dtype=np.float32)
+        self._bands = np.zeros(bands, dtype=np.float32)
+        self._rng = seed_states(0, voices)
+        states = [make_noise_state(bands) for _ in range(voices)]
+        self._taps = np.stack([s[0] for s in states])
+        self._overlap = np.stack([s[1] for s in states])
+        self._position = self.hop  # samples of the current frame already handed out
+        self._last_pitch_hz = 0.0
+        if self.instrument is not None:
+            for v in range(voices):
+                self.runtime.set_voice_instrument(v, self.instrument)
+        self.runtime.warm_up()
+
+    def start_voice(self, v: int, was_idle: bool) -> None:
+        glide = self.params["glide_ms"].target > 0.0 and self._last_pitch_hz > 0.0
+        if was_idle:
+            self.runtime.reset_voice(v)
+            silence_voice(self._phase, v, self._harmonics, self._overlap)
+            self._vibrato[v] = 0.0
+            self._pitch[v] = self._last_pitch_hz if glide else 0.0
+        elif not glide:
+            self._pitch[v] = 0.0
+        self._last_pitch_hz = 440.0 * 2.0 ** ((self.voices.note[v] - 69) / 12.0)
+
+    def clear_voice_state(self) -> None:
+        self.runtime.reset()
+        for array in (self._pitch, self._vibrato, self._phase, self._amp_start, self._amp_end, self._overlap):
+            array[...] = 0.0
+        self._frame.fill(0.0)
+        self._position = self.hop
+        self._last_pitch_hz = 0.0
+
+    def render_voices(self, mono: np.ndarray, n: int, envelope: tuple) -> None:
+        done = 0
+        while done < n:
+            if self._position == self.hop:
+                self._render_frame(envelope)
+                self._position = 0
+            take = min(n - done, self.hop - self._position)
+            copy_samples(mono, done, self._frame, self._position, take)
+            self._position += take
+            done += take
+
+    def _render_frame(self, envelope: tuple) -> None:
+        """The next hop of audio into self._frame: conditioning, one decoder step, synthesis."""
+        p, hop = self.params, self.hop
+        frame_s = hop / self.sample_rate
+        pool = self.voices
+        advance_envelopes(pool.stage, pool.level, hop, *envelope)
+        glide_ms = p["glide_ms"].target
+        glide_coef = float(np.exp(-1000.0 * frame_s / glide_ms)) if glide_ms > 0.0 else 0.0
+        voice_conditioning(pool.stage, pool.level, pool.velocity, pool.note, self._pitch, self._vibrato, frame_s,
+                           glide_coef, 2.0 ** (p["tune_cents"].ramp(hop)[1] / 1200.0), p["vibrato_rate_hz"].ramp(hop)[1],
+                           p["vibrato_cents"].ramp(hop)[1], self.loudness_top_db,
+                           max(self.loudness_floor_db, self.loudness_top_db - p["dynamics_db"].target),
+                           self._f0, self._loudness, self._active)
+        runtime = self.runtime
+        runtime.step(self._f0, self._loudness, None, self._active)
+        harmonic_gain = 10.0 ** (p["harmonics_db"].ramp(hop)[1] / 20.0)
+        harmonic_partials(self._f0, runtime.amplitude, runtime.harmonics, self._active, harmonic_gain,
+                          self._freq_start, self._amp_start, self._freq_end, self._amp_end)
+        self._frame.fill(0.0)
+        render_partials(self._frame, hop, self._freq_start, self._freq_end, self._amp_start, self._amp_end,
+                        self._phase, self.sample_rate, self._workspace)
+        np.copyto(self._freq_start, self._freq_end)
+        np.copyto(self._amp_start, self._amp_end)
+        noise_voices(self._frame, hop, self._rng, self._white, runtime.noise, 10.0 ** (p["noise_db"].ramp(hop)[1] / 20.0),
+                     self._active, self._bands, self._taps, self._overlap)
