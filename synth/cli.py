@@ -111,6 +111,26 @@ def _resynth(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train_decoder(args: argparse.Namespace) -> int:
+    from models.data import build_dataset, dataset_from_wavs
+    from models.train_decoder import TrainSettings, train_decoder
+
+    data = Path(args.data)
+    if args.wavs:
+        dataset_from_wavs(args.wavs, data, progress=not args.quiet)
+    elif args.build or not (data / "manifest.json").exists():
+        options = {"instruments": args.instruments} if args.instruments else {}
+        build_dataset(data, soundfont=args.soundfont, progress=not args.quiet, **options)
+    settings = TrainSettings(steps=args.steps, batch_size=args.batch_size, excerpt_frames=args.excerpt_frames,
+                             learning_rate=args.learning_rate, latent_dims=args.latent_dims, hidden=args.hidden,
+                             device=args.device, threads=args.threads, seed=args.seed)
+    summary = train_decoder(data, args.output, settings, resume=args.resume, progress=not args.quiet)
+    print(f"trained {summary['steps']} steps in {summary['seconds']:.0f} s: train loss {summary['train_loss']:.3f}, "
+          f"held-out loss {summary['held_out_loss']:.3f}")
+    print(f"model: {Path(args.output).with_suffix('.json')} (+ .safetensors)")
+    return 0
+
+
 def _ranged(low: float, high: float, unit: str = ""):
     """An argparse type: a float within low..high, else a sentence saying so."""
     def parse(text: str) -> float:
@@ -205,6 +225,28 @@ def build_parser() -> argparse.ArgumentParser:
     resynth.add_argument("--tilt", type=_ranged(-12, 12, " dB/octave"), default=0.0, help="brightness tilt, dB per octave")
     resynth.add_argument("--format", choices=("float32", "pcm16", "pcm24"), default="float32")
     resynth.set_defaults(run=_resynth)
+
+    train = commands.add_parser("train", help="train a model").add_subparsers(dest="model", required=True)
+    decoder = train.add_parser("decoder", help="the neural waveform decoder, on rendered instrument notes or your WAVs")
+    decoder.add_argument("--data", required=True, help="data set folder (built there first if it has no manifest.json)")
+    decoder.add_argument("--build", action="store_true", help="(re)build the data set from the soundfont first")
+    decoder.add_argument("--soundfont", choices=("fluidr3", "timgm6mb"), default="fluidr3",
+                         help="General MIDI soundfont the notes are rendered from (default fluidr3)")
+    decoder.add_argument("--instruments", nargs="+", help="instrument names (default: the data tool's list of 20+)")
+    decoder.add_argument("--wavs", help="build the data set from this folder of your own WAV files instead")
+    decoder.add_argument("-o", "--output", required=True, help="model path without extension (.json + .safetensors)")
+    decoder.add_argument("--steps", type=int, default=3000)
+    decoder.add_argument("--batch-size", type=int, default=8)
+    decoder.add_argument("--excerpt-frames", type=int, default=96, help="frames per training excerpt (256 samples each)")
+    decoder.add_argument("--learning-rate", type=float, default=2e-3)
+    decoder.add_argument("--latent-dims", type=int, default=8, help="size of each instrument's timbre vector")
+    decoder.add_argument("--hidden", type=int, default=192, help="GRU size")
+    decoder.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    decoder.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's)")
+    decoder.add_argument("--seed", type=int, default=0)
+    decoder.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
+    decoder.add_argument("--quiet", action="store_true", help="no progress bars")
+    decoder.set_defaults(run=_train_decoder)
 
     commands.add_parser("devices", help="list audio devices").set_defaults(run=_devices)
     commands.add_parser("presets", help="list the shipped presets").set_defaults(run=_presets)
