@@ -131,6 +131,16 @@ def _train_decoder(args: argparse.Namespace) -> int:
     return 0
 
 
+def _transfer(args: argparse.Namespace) -> int:
+    from synth.transfer import transfer_file
+
+    path, seconds = transfer_file(args.input, args.preset, args.output, instrument=args.instrument,
+                                  pitch_shift_semitones=args.pitch_shift, loudness_offset_db=args.loudness_offset,
+                                  fmt=args.format)
+    print(f"wrote {seconds:.2f} s to {path}")
+    return 0
+
+
 def _ranged(low: float, high: float, unit: str = ""):
     """An argparse type: a float within low..high, else a sentence saying so."""
     def parse(text: str) -> float:
@@ -247,6 +257,16 @@ def build_parser() -> argparse.ArgumentParser:
     decoder.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
     decoder.add_argument("--quiet", action="store_true", help="no progress bars")
     decoder.set_defaults(run=_train_decoder)
+
+    transfer = commands.add_parser("transfer", help="timbre transfer: a recording re-played by a decoder instrument")
+    transfer.add_argument("input", help="a monophonic recording (WAV, FLAC...)")
+    transfer.add_argument("preset", help="a preset with a decoder instrument, or a decoder model's .json")
+    transfer.add_argument("-o", "--output", required=True, help="output WAV file (aligned with the input)")
+    transfer.add_argument("--instrument", help="the model's timbre to use (default: the preset's)")
+    transfer.add_argument("--pitch-shift", type=_ranged(-24, 24, " semitones"), default=0.0, help="semitones")
+    transfer.add_argument("--loudness-offset", type=_ranged(-40, 40, " dB"), default=0.0, help="dB added to the input's loudness")
+    transfer.add_argument("--format", choices=("float32", "pcm16", "pcm24"), default="float32")
+    transfer.set_defaults(run=_transfer)
 
     commands.add_parser("devices", help="list audio devices").set_defaults(run=_devices)
     commands.add_parser("presets", help="list the shipped presets").set_defaults(run=_presets)
