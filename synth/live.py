@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import signal
 import sys
-import threading
 import time
 
 from synth.engine import check_stream_format
@@ -53,8 +52,10 @@ def play(preset_name, score=None, *, device=None, sample_rate=48000, block_size=
         raise
     recorder = SessionRecorder(engine, record) if record else None
 
-    stop = threading.Event()
-    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    # the handler only sets a flag: it runs on the main thread, between any two bytecodes, so taking
+    # a lock there (Event.set) can deadlock against the same thread inside Event.wait
+    stop = {"requested": False}
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.update(requested=True))
     tty = sys.stderr.isatty()
     host.start(events)
     if recorder:
@@ -69,11 +70,11 @@ def play(preset_name, score=None, *, device=None, sample_rate=48000, block_size=
           f"output latency {1000 * host.stream.latency_s:.1f} ms; Ctrl-C stops", file=sys.stderr)
     try:
         started = time.monotonic()
-        while not stop.is_set():
+        while not stop["requested"]:
             if duration_s is not None and time.monotonic() - started >= duration_s:
                 if host.stream.captured_frames >= capture_frames:
                     break
-            stop.wait(STATUS_INTERVAL_S)
+            time.sleep(STATUS_INTERVAL_S)
             if tty:
                 print("\r" + host.status().line(), end="", file=sys.stderr, flush=True)
     except KeyboardInterrupt:

@@ -246,7 +246,9 @@ def test_streaming_push_allocates_nothing():
         after, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert after - before <= 0
+    # nothing kept: a retained hop of float32 is 1 KB (a few hundred bytes of interpreter bookkeeping
+    # may stay when other threads of a long test session run meanwhile)
+    assert after - before < 1024
     # the call itself boxes a few Python objects (about 1 KB); one hop of float32 would add another
     assert peak - before < 2048
 
