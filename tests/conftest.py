@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import tracemalloc
+
 import numpy as np
 import pytest
 
@@ -110,6 +112,20 @@ def run(engine: Engine, frames: int, block: int) -> np.ndarray:
     for start in range(0, frames, block):
         engine.process(out[start : start + block])
     return out
+
+
+def assert_process_allocates_nothing(engine: Engine, out: np.ndarray, calls: int, limit_bytes: int = 4096) -> None:
+    """Run engine.process(out) `calls` times under tracemalloc: neither the peak nor what stays
+    allocated may reach `limit_bytes` (one stray block-sized array would)."""
+    tracemalloc.start()
+    before = tracemalloc.take_snapshot()
+    for _ in range(calls):
+        engine.process(out)
+    _, peak = tracemalloc.get_traced_memory()
+    after = tracemalloc.take_snapshot()
+    tracemalloc.stop()
+    assert peak < limit_bytes, f"process allocated up to {peak} bytes"
+    assert sum(stat.size_diff for stat in after.compare_to(before, "filename") if stat.size_diff > 0) < limit_bytes
 
 
 JACK_RATE, JACK_PERIOD = 48000, 256

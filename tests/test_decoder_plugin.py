@@ -1,10 +1,10 @@
 """The decoder instrument: a model file played from notes, polyphonic, block-size independent."""
 
-import tracemalloc
-
 import numpy as np
 import pytest
 import torch
+
+from conftest import assert_process_allocates_nothing
 
 from models.decoder import Decoder, DecoderConfig
 from models.model_files import save_model
@@ -84,15 +84,7 @@ def test_rendering_allocates_nothing(model_json):
     out = np.zeros((256, 2), dtype=np.float32)
     for _ in range(4):
         engine.process(out)
-    tracemalloc.start()
-    before = tracemalloc.take_snapshot()
-    for _ in range(50):
-        engine.process(out)
-    _, peak = tracemalloc.get_traced_memory()
-    after = tracemalloc.take_snapshot()
-    tracemalloc.stop()
-    assert peak < 4096, f"process allocated up to {peak} bytes"
-    assert sum(s.size_diff for s in after.compare_to(before, "filename") if s.size_diff > 0) < 4096
+    assert_process_allocates_nothing(engine, out, 50)
 
 
 def test_bad_model_files_and_settings_name_the_problem(model_json, tmp_path):

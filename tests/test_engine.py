@@ -1,10 +1,10 @@
-import tracemalloc
 
 import numba
 import numpy as np
 import pytest
 
-from conftest import ConstantInstrument, ImpulseInstrument, NanEffect, harmonic_analysis, make_engine, run
+from conftest import (ConstantInstrument, ImpulseInstrument, NanEffect, assert_process_allocates_nothing, harmonic_analysis,
+                      make_engine, run)
 from synth import dsp
 from synth.dsp import additive, delay, envelopes, mix, noise, oscbank, oscillators
 from synth.engine import Engine, Slot
@@ -178,16 +178,7 @@ def test_process_allocates_no_buffers():
     engine = _full_engine(block)
     out = np.zeros((block, 2), dtype=np.float32)
     engine.process(out)
-    tracemalloc.start()
-    before = tracemalloc.take_snapshot()
-    for _ in range(10):
-        engine.process(out)
-    _, peak = tracemalloc.get_traced_memory()
-    after = tracemalloc.take_snapshot()
-    tracemalloc.stop()
-    assert peak < 4096, f"process allocated up to {peak} bytes"
-    grown = sum(stat.size_diff for stat in after.compare_to(before, "filename") if stat.size_diff > 0)
-    assert grown < 4096
+    assert_process_allocates_nothing(engine, out, 10)
 
 
 def _kernels():
