@@ -1,4 +1,3 @@
-
 import numba
 import numpy as np
 import pytest
