@@ -12,6 +12,7 @@ from numba import njit
 from synth.dsp.envelopes import IDLE, adsr_step
 from synth.dsp.filtered_noise import filtered_noise_kernel
 from synth.dsp.noise import white_noise
+from synth.dsp.oscillators import midi_to_hz
 
 SILENT_DB = -120.0
 
@@ -45,7 +46,7 @@ def voice_conditioning(stage, level, velocity, note, pitch_hz, vibrato_phase, fr
         if not active_out[v]:
             loudness_out[v] = loudness_min_db
             continue
-        target = 440.0 * 2.0 ** ((note[v] - 69) / 12.0) * tune_ratio
+        target = midi_to_hz(note[v]) * tune_ratio
         if pitch_hz[v] <= 0.0:
             pitch_hz[v] = target
         else:

@@ -23,6 +23,7 @@ from synth.dsp.decoder_voices import (advance_envelopes, copy_samples, harmonic_
 from synth.dsp.filtered_noise import make_noise_state
 from synth.dsp.noise import seed_states
 from synth.dsp.oscbank import make_workspace, render_partials
+from synth.dsp.oscillators import midi_to_hz
 from synth.errors import SynthError
 from synth.params import LOG, float_param
 from synth.plugins.poly import PolyInstrument, envelope_params
@@ -114,7 +115,7 @@ class NeuralDecoder(PolyInstrument):
             self._pitch[v] = self._last_pitch_hz if glide else 0.0
         elif not glide:
             self._pitch[v] = 0.0
-        self._last_pitch_hz = 440.0 * 2.0 ** ((self.voices.note[v] - 69) / 12.0)
+        self._last_pitch_hz = midi_to_hz(int(self.voices.note[v]))
 
     def clear_voice_state(self) -> None:
         self.runtime.reset()
