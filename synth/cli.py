@@ -52,7 +52,8 @@ def _play(args: argparse.Namespace) -> int:
     return play(args.preset, args.score, device=args.device, sample_rate=args.sample_rate,
                 block_size=args.block_size, latency=args.latency, channels=args.channels,
                 duration_s=args.duration, tail_s=args.tail, capture=args.capture,
-                input_channels=args.input_channels, osc=osc, record=args.record, midi=midi)
+                input_channels=args.input_channels, osc=osc, record=args.record, midi=midi,
+                transfer_input=args.input)
 
 
 def _devices(args: argparse.Namespace) -> int:
@@ -191,6 +192,9 @@ def build_parser() -> argparse.ArgumentParser:
         play.add_argument("--capture", help="also write what was played to this WAV file")
         play.add_argument("--input-channels", type=int, default=0,
                           help="live input channels for the preset's audio_input plugin (default 0: none)")
+        play.add_argument("--input", action="store_true",
+                          help="live timbre transfer: the preset's decoder follows the pitch and loudness of live "
+                               "input channel 1 (opens at least one input channel)")
         play.add_argument("--record", help="write every applied event to this JSON Lines session file")
         play.add_argument("--midi", metavar="PORT",
                           help="play from this MIDI input port (name or part of it); 'virtual' opens a port "

@@ -14,8 +14,9 @@ An event timed before the block it arrives in (other than IMMEDIATE) is applied 
 late. When `applied_log` is a deque, every applied event is appended to it as (sample it took
 effect on, event), for a recorder thread to write out.
 
-Per block: drain posted events into the scheduler; split the block at each event's sample time and
-apply the event there; for each segment, sum the instruments into the bus, run the effects in
+Per block: drain posted events into the scheduler; cut the block into chunks of at most max_block
+frames and hand each chunk's live input to the plugins that analyse it (`reads_block_input`)
+before rendering it; split the chunk at each event's sample time and apply the event there; for each segment, sum the instruments into the bus, run the effects in
 order, then the master safety stage (non-finite output -> silence, counted, plugin reset; a hard
 ceiling the output cannot pass).
 """
@@ -99,6 +100,7 @@ class Engine:
         self._sources = [s for s in self.slots if s.plugin.kind in (INSTRUMENT, SOURCE)]
         self._instruments = [s for s in self.slots if isinstance(s.plugin, Instrument)]
         self._effects = [s for s in self.slots if s.plugin.kind not in (INSTRUMENT, SOURCE)]
+        self._block_readers = [s for s in self.slots if s.plugin.reads_block_input]
         self._ceiling = 10.0 ** (self.ceiling_db / 20.0)
         self._scheduler = Scheduler()
         self._inbox: collections.deque[Event] = collections.deque()
@@ -155,6 +157,11 @@ class Engine:
         return type(self.slot(slot_id).plugin).param_spec(name)
 
     @property
+    def latency_samples(self) -> int:
+        """The most any plugin's output lags the live input driving it (samples; 0 without one)."""
+        return max((slot.plugin.latency_samples for slot in self.slots), default=0)
+
+    @property
     def active_voices(self) -> int:
         return sum(slot.plugin.active_voices for slot in self._instruments)
 
@@ -171,7 +178,12 @@ class Engine:
         block_start = self.sample_time
         self._block_fault = False
         cursor = 0
+        chunk_end = 0
         while cursor < frames:
+            if cursor == chunk_end:  # a new chunk of at most max_block frames: input readers see all of it first
+                chunk_end = min(frames, cursor + self.max_block)
+                for slot in self._block_readers:
+                    slot.plugin.begin_input(live_input, cursor, chunk_end - cursor)
             now = block_start + cursor
             next_time = self._scheduler.next_time()
             while next_time is not None and next_time <= now:
@@ -185,7 +197,7 @@ class Engine:
                 if self.applied_log is not None:
                     self.applied_log.append((now, event))
                 next_time = self._scheduler.next_time()
-            end = min(frames, cursor + self.max_block)
+            end = chunk_end
             if next_time is not None and next_time - block_start < end:
                 end = next_time - block_start
             self._render_segment(out, live_input, cursor, end - cursor)

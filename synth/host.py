@@ -35,6 +35,14 @@ class HostStatus:
     worst_late_ms: float
     nonfinite_blocks: int
     dropped_events: int
+    plugin_latency_ms: float  # how far the chain's output lags live input it follows (timbre transfer)
+    input_latency_ms: float  # the stream's input and output latencies as PortAudio reports them
+    output_latency_ms: float
+
+    @property
+    def round_trip_ms(self) -> float:
+        """Live input to output: the stream's input and output latencies plus the chain's own."""
+        return self.input_latency_ms + self.plugin_latency_ms + self.output_latency_ms
 
     def line(self) -> str:
         return (f"DSP {100 * self.load_mean:4.1f}% (peak {100 * self.load_peak:5.1f}%)  voices {self.voices:3d}  "
@@ -147,4 +155,5 @@ class Host:
                           1000 * p99, 1000 * worst, 1000 * period, self.engine.active_voices,
                           self.stream.underflows, self.stream.overflows, counters.late_events,
                           1000 * counters.worst_lateness_samples / self.engine.sample_rate, counters.nonfinite_blocks,
-                          counters.dropped_events)
+                          counters.dropped_events, 1000 * self.engine.latency_samples / self.engine.sample_rate,
+                          1000 * self.stream.input_latency_s, 1000 * self.stream.latency_s)

@@ -15,24 +15,49 @@ from synth.control.osc_tcp import OscTcpServer
 from synth.control.recorder import SessionRecorder
 from synth.host import Host
 from synth.io.audiofile import wav_writer
+from synth.plugins.transfer import LiveTransfer
 from synth.presets import load_preset
 from synth.render import total_frames
 from synth.scores import load_score
+from synth.transfer import live_transfer_preset
 
 STATUS_INTERVAL_S = 0.25
 
 
+def latency_line(host: Host) -> str:
+    """What live input goes through before it is heard, in ms: the stream's input buffer, the
+    chain's analysis and frame delay (timbre transfer), the stream's output buffer."""
+    status, engine = host.status(), host.engine
+    parts = []
+    for slot in engine.slots:
+        plugin = slot.plugin
+        if isinstance(plugin, LiveTransfer):
+            to_ms = 1000.0 / engine.sample_rate
+            parts.append(f"analysis window {plugin.tracker.latency_samples * to_ms:.1f} ms + frames "
+                         f"{plugin.frame_delay_samples * to_ms:.1f} ms")
+    detail = f" ({'; '.join(parts)})" if parts else ""
+    return (f"live input latency: {status.plugin_latency_ms:.1f} ms added by the chain{detail}; with the stream's "
+            f"input {status.input_latency_ms:.1f} ms and output {status.output_latency_ms:.1f} ms, "
+            f"{status.round_trip_ms:.1f} ms from input to output")
+
+
 def play(preset_name, score=None, *, device=None, sample_rate=48000, block_size=256, latency=None, channels=2,
-         duration_s=None, tail_s=2.0, capture=None, input_channels=0, osc=None, record=None, midi=None) -> int:
+         duration_s=None, tail_s=2.0, capture=None, input_channels=0, osc=None, record=None, midi=None,
+         transfer_input=False) -> int:
     """Play until the score (plus tail) or `duration_s` ends, or Ctrl-C / SIGTERM; returns the exit code.
 
     osc: None, or a dict of OscServer settings (port, bind, allow) to serve control over OSC; with a
     "framing" key ("size" or "slip") TCP is served too, on the same port number.
     record: a path for the session's applied events (JSON Lines, re-renderable).
     midi: None, or {"port": name, part of one, or "virtual"; "api": see synth.control.midi_input}.
+    transfer_input: live timbre transfer; the preset's decoder follows the live input
+    (synth.transfer.live_transfer_preset), which opens at least one input channel.
     """
     check_stream_format(sample_rate, block_size, channels)
     preset = load_preset(preset_name)
+    if transfer_input:
+        preset = live_transfer_preset(preset)
+        input_channels = max(input_channels, 1)
     engine = preset.build_engine(sample_rate, block_size, channels, input_channels)
     events = load_score(score, engine, preset.osc_map, preset.midi_cc) if score else []
     if duration_s is None and events:
@@ -68,6 +93,8 @@ def play(preset_name, score=None, *, device=None, sample_rate=48000, block_size=
         print(f"MIDI from {midi_input.port_name!r} ({midi_input.api})", file=sys.stderr)
     print(f"playing {preset.name} at {sample_rate} Hz, {block_size}-frame blocks, "
           f"output latency {1000 * host.stream.latency_s:.1f} ms; Ctrl-C stops", file=sys.stderr)
+    if engine.latency_samples:
+        print(latency_line(host), file=sys.stderr)
     try:
         started = time.monotonic()
         while not stop["requested"]:

@@ -34,11 +34,9 @@ from pathlib import Path
 import numpy as np
 
 from synth.dsp.decoder_runtime import DecoderRuntime, load_runtime, model_paths
-from synth.dsp.decoder_voices import harmonic_partials, noise_voices, silence_voice
+from synth.dsp.decoder_synth import DecoderSynth
 from synth.dsp.features import f0_pyin, loudness_db
-from synth.dsp.filtered_noise import make_noise_state, noise_delay_samples
-from synth.dsp.noise import seed_states
-from synth.dsp.oscbank import make_workspace, render_partials
+from synth.dsp.filtered_noise import noise_delay_samples
 from synth.errors import SynthError
 
 DEFAULT_GATE_DB = -70.0  # frames quieter than this (A-weighted dB) are rendered silent
@@ -70,9 +68,8 @@ def render_frames(runtime: DecoderRuntime, f0_hz: np.ndarray, loudness_db_: np.n
     if active.shape != f0_hz.shape:
         raise SynthError(f"render_frames: active {active.shape} must be [frames] like f0_hz {f0_hz.shape}")
     config = runtime.config
-    hop, sample_rate = int(config["hop_samples"]), float(config["sample_rate"])
-    harmonics, bands = int(config["harmonics"]), int(config["noise_bands"])
-    delay = noise_delay_samples(bands)
+    hop = int(config["hop_samples"])
+    delay = noise_delay_samples(int(config["noise_bands"]))
     if frames == 0:
         return np.zeros(0, dtype=np.float32)
     extra = -(-delay // hop)  # frames rendered past the end for the noise's look-ahead
@@ -82,35 +79,20 @@ def render_frames(runtime: DecoderRuntime, f0_hz: np.ndarray, loudness_db_: np.n
     voices = runtime.voices
     f0_v, loud_v = np.zeros(voices, np.float32), np.zeros(voices, np.float32)
     on_v = np.zeros(voices, dtype=bool)
-    count = voices * harmonics
-    freq_start, freq_end = np.zeros(count, np.float32), np.zeros(count, np.float32)
-    amp_start, amp_end = np.zeros(count, np.float32), np.zeros(count, np.float32)
-    phase = np.zeros(count)
-    workspace = make_workspace(count)
-    rng = seed_states(seed, voices)
-    white, band_scratch = np.zeros(hop, np.float32), np.zeros(bands, np.float32)
-    states = [make_noise_state(bands) for _ in range(voices)]
-    taps, overlap = np.stack([s[0] for s in states]), np.stack([s[1] for s in states])
+    runtime.reset()
+    synth = DecoderSynth(runtime, seed)
     harmonic_gain, noise_gain = 10.0 ** (harmonics_db / 20.0), 10.0 ** (noise_db / 20.0)
     harmonic_out = np.zeros(total * hop, np.float32)
     noise_out = np.zeros(total * hop, np.float32)
-    runtime.reset()
     was_on = False
     for k in range(total):
         f0_v[0], loud_v[0], on_v[0] = f0_all[k], loud_all[k], active_all[k]
         if on_v[0] and not was_on:
-            runtime.reset_voice(0)
-            silence_voice(phase, 0, harmonics, overlap)
+            synth.restart_voice(0)
         was_on = bool(on_v[0])
         runtime.step(f0_v, loud_v, None, on_v)
-        harmonic_partials(f0_v, runtime.amplitude, runtime.harmonics, on_v, harmonic_gain,
-                          freq_start, amp_start, freq_end, amp_end)
         block = slice(k * hop, (k + 1) * hop)
-        render_partials(harmonic_out[block], hop, freq_start, freq_end, amp_start, amp_end, phase, sample_rate,
-                        workspace)
-        np.copyto(freq_start, freq_end)
-        np.copyto(amp_start, amp_end)
-        noise_voices(noise_out[block], hop, rng, white, runtime.noise, noise_gain, on_v, band_scratch, taps, overlap)
+        synth.render_frame(harmonic_out[block], noise_out[block], f0_v, on_v, harmonic_gain, noise_gain)
     return harmonic_out[:frames * hop] + noise_out[delay:delay + frames * hop]
 
 
@@ -206,23 +188,61 @@ def transfer(audio: np.ndarray, sample_rate: int, model_stem, instrument: str | 
                             gate_db=gate_db, harmonics_db=harmonics_db, noise_db=noise_db, seed=seed)
 
 
-def decoder_from_preset(preset) -> tuple[Path, str | None, float, float]:
-    """(model stem, instrument or None, harmonics_db, noise_db) of the first `decoder` slot of a
-    preset (a synth.presets.PresetSpec, or a preset name/path to load); SynthError if it has none."""
-    from synth.presets import PresetSpec, load_preset
-
-    spec = preset if isinstance(preset, PresetSpec) else load_preset(preset)
-    for entry in spec.chain:
+def _decoder_entry(spec):
+    """(index, ChainEntry) of the first `decoder` slot of a PresetSpec; SynthError if it has none."""
+    for index, entry in enumerate(spec.chain):
         if entry.plugin == "decoder":
             if "model" not in entry.files:
                 raise SynthError(f"{spec.source}: the decoder slot {entry.id!r} has no files.model")
-            stem = (spec.folder / entry.files["model"]).with_suffix("")
-            instrument = entry.settings.get("instrument")
-            return (stem, None if instrument is None else str(instrument),
-                    float(entry.params.get("harmonics_db", 0.0)), float(entry.params.get("noise_db", 0.0)))
+            return index, entry
     plugins = ", ".join(entry.plugin for entry in spec.chain)
     raise SynthError(f"{spec.source}: the preset has no decoder plugin in its chain ({plugins}); timbre transfer "
                      "needs a preset with a decoder slot, or a model file")
+
+
+def _as_spec(preset):
+    from synth.presets import PresetSpec, load_preset
+
+    return preset if isinstance(preset, PresetSpec) else load_preset(preset)
+
+
+def decoder_from_preset(preset) -> tuple[Path, str | None, float, float]:
+    """(model stem, instrument or None, harmonics_db, noise_db) of the first `decoder` slot of a
+    preset (a synth.presets.PresetSpec, or a preset name/path to load); SynthError if it has none."""
+    spec = _as_spec(preset)
+    _, entry = _decoder_entry(spec)
+    stem = (spec.folder / entry.files["model"]).with_suffix("")
+    instrument = entry.settings.get("instrument")
+    return (stem, None if instrument is None else str(instrument),
+            float(entry.params.get("harmonics_db", 0.0)), float(entry.params.get("noise_db", 0.0)))
+
+
+def live_transfer_preset(preset):
+    """The preset `synth play PRESET --input` plays: the first `decoder` slot becomes a `transfer`
+    slot (synth.plugins.transfer) with the same id, model, instrument and harmonics_db / noise_db /
+    level_db, so live input drives the model; the other slots stay. OSC and MIDI CC mappings onto
+    decoder parameters the transfer plugin lacks (vibrato, envelope...) are dropped. A preset that
+    already has a `transfer` slot is returned as it is. preset: a PresetSpec or a name/path."""
+    import dataclasses
+
+    from synth.plugins.transfer import LiveTransfer
+    from synth.presets import ChainEntry
+
+    spec = _as_spec(preset)
+    if any(entry.plugin == LiveTransfer.name for entry in spec.chain):
+        return spec
+    index, entry = _decoder_entry(spec)
+    kept = {spec_.name for spec_ in LiveTransfer.param_specs}
+    settings = {key: value for key, value in entry.settings.items() if key in LiveTransfer.setting_keys}
+    slot = ChainEntry(LiveTransfer.name, entry.id, {k: v for k, v in entry.params.items() if k in kept},
+                      None, dict(entry.files), settings)
+    chain = spec.chain[:index] + [slot] + spec.chain[index + 1:]
+
+    def mapping(table: dict) -> dict:
+        return {key: (slot_id, name) for key, (slot_id, name) in table.items() if slot_id != entry.id or name in kept}
+
+    return dataclasses.replace(spec, name=f"{spec.name} (live transfer)", chain=chain,
+                               osc_map=mapping(spec.osc_map), midi_cc=mapping(spec.midi_cc))
 
 
 def transfer_file(in_wav, preset_or_model, out_wav, instrument: str | None = None,

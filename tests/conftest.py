@@ -114,13 +114,14 @@ def run(engine: Engine, frames: int, block: int) -> np.ndarray:
     return out
 
 
-def assert_process_allocates_nothing(engine: Engine, out: np.ndarray, calls: int, limit_bytes: int = 4096) -> None:
-    """Run engine.process(out) `calls` times under tracemalloc: neither the peak nor what stays
-    allocated may reach `limit_bytes` (one stray block-sized array would)."""
+def assert_process_allocates_nothing(engine: Engine, out: np.ndarray, calls: int, limit_bytes: int = 4096,
+                                     live_input: np.ndarray | None = None) -> None:
+    """Run engine.process(out, live_input) `calls` times under tracemalloc: neither the peak nor what
+    stays allocated may reach `limit_bytes` (one stray block-sized array would)."""
     tracemalloc.start()
     before = tracemalloc.take_snapshot()
     for _ in range(calls):
-        engine.process(out)
+        engine.process(out, live_input)
     _, peak = tracemalloc.get_traced_memory()
     after = tracemalloc.take_snapshot()
     tracemalloc.stop()

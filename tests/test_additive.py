@@ -9,7 +9,7 @@ from synth.engine import Engine, Slot
 from synth.errors import SynthError
 from synth.events import NoteOff, NoteOn, ParamChange
 from synth.plugins.additive import Additive
-from synth.presets import load_preset, parse_preset
+from synth.presets import parse_preset
 from synth.render import render_array
 from synth.resynthesis import Transform, render_sines_transformed
 

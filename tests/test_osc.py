@@ -93,8 +93,10 @@ def test_status_params_and_notify_reply_to_the_sender(served):
     client.send(message("/status"))
     (status,) = client.replies()
     assert status.address == "/status/reply"
-    load, peak, rate, voices, underflows, late, worst_ms, dropped, refused, malformed, uptime = status.params
+    (load, peak, rate, voices, underflows, late, worst_ms, dropped, refused, malformed, uptime,
+     chain_latency_ms, input_latency_ms, output_latency_ms) = status.params
     assert rate == JACK_RATE and underflows == host.stream.underflows and 0 <= load <= peak and uptime > 0
+    assert chain_latency_ms == 0.0 and input_latency_ms == 0.0 and output_latency_ms > 0  # no input, no transfer
     client.send(message("/params"))
     count = sum(len(slot.plugin.param_specs) for slot in host.engine.slots)
     replies = client.replies(count)

@@ -206,12 +206,15 @@ class OscServer:
 
     def status_values(self) -> list:
         """/status/reply arguments, in order: mean and peak DSP load (%), sample rate (Hz), voices,
-        underflows, late events, worst lateness (ms), dropped, refused, malformed, uptime (s)."""
+        underflows, late events, worst lateness (ms), dropped, refused, malformed, uptime (s), then
+        latencies (ms): the chain's behind live input (timbre transfer; 0 without), the stream's input,
+        the stream's output."""
         status = self.host.status()
         dropped = self.counters.dropped + self.host.engine.counters.dropped_events
         return [100 * status.load_mean, 100 * status.load_peak, self.host.engine.sample_rate, status.voices,
                 status.underflows, status.late_events, status.worst_late_ms, dropped,
-                self.counters.refused, self.counters.malformed, status.uptime_s]
+                self.counters.refused, self.counters.malformed, status.uptime_s, status.plugin_latency_ms,
+                status.input_latency_ms, status.output_latency_ms]
 
     def _send_params(self, sender) -> None:
         """One /params/reply per parameter: address, minimum, maximum, default, unit, scale, value."""

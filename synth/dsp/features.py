@@ -419,15 +419,19 @@ class StreamingFeatures:
             raise SynthError(f"block must be a 1-D float32 array, got {getattr(block, 'dtype', type(block).__name__)} "
                              f"{getattr(block, 'shape', '')}")
 
-    def process(self, block: np.ndarray, f0_out: np.ndarray, loudness_out: np.ndarray) -> int:
-        """Feed float32 [n] samples of any length; writes one (f0_hz, loudness_db) per completed hop
-        into the float64 arrays f0_out / loudness_out (in order) and returns how many."""
+    def process(self, block: np.ndarray, f0_out: np.ndarray, loudness_out: np.ndarray, n: int | None = None) -> int:
+        """Feed the first n (default: all) samples of float32 block [>= n]; writes one (f0_hz,
+        loudness_db) per completed hop into the float64 arrays f0_out / loudness_out (in order) and
+        returns how many. Allocates no arrays."""
         self._check_block(block)
-        needed = (int(self._counters[0]) + block.shape[0]) // self.hop_samples
+        count = block.shape[0] if n is None else n
+        if not 0 <= count <= block.shape[0]:
+            raise SynthError(f"n={n!r} must be in 0..{block.shape[0]} (the block's length)")
+        needed = (int(self._counters[0]) + count) // self.hop_samples
         if f0_out.shape[0] < needed or loudness_out.shape[0] < needed:
             raise SynthError(f"f0_out and loudness_out need room for {needed} frames, "
                              f"got {f0_out.shape[0]} and {loudness_out.shape[0]}")
-        return streaming_push(block, block.shape[0], self._buffer, self._counters, self.hop_samples,
+        return streaming_push(block, count, self._buffer, self._counters, self.hop_samples,
                               float(self.sample_rate), self.min_lag, self.max_lag, self.threshold, self.gate_db,
                               self._hann, self._weights, self._cos, self._sin, self._re, self._im, self._cmnd,
                               self._state, f0_out, loudness_out)

@@ -168,6 +168,13 @@ class AudioStream:
         latency = self._stream.latency
         return float(latency[1] if isinstance(latency, tuple) else latency)
 
+    @property
+    def input_latency_s(self) -> float:
+        """Input latency PortAudio reports for the open stream (seconds; 0 without input)."""
+        if self._stream is None or not isinstance(self._stream.latency, tuple):
+            return 0.0
+        return float(self._stream.latency[0])
+
     def close(self) -> None:
         """Stop and close the stream (safe to call twice)."""
         if self._stream is not None:

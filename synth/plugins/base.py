@@ -32,6 +32,7 @@ class Plugin:
     param_specs: ClassVar[tuple[ParamSpec, ...]] = ()
     file_keys: ClassVar[tuple[str, ...]] = ()  # data files the plugin reads (keyword arguments; preset `files`)
     setting_keys: ClassVar[tuple[str, ...]] = ()  # fixed construction choices (keyword arguments; preset `settings`)
+    reads_block_input: ClassVar[bool] = False  # the engine calls begin_input() before each block is rendered
 
     def __init__(self, **values: object):
         self.params = {spec.name: SmoothedParam(spec) for spec in self.param_specs}
@@ -95,6 +96,17 @@ class Plugin:
 
     def process(self, bus: np.ndarray, n: int) -> None:
         raise NotImplementedError
+
+    @property
+    def latency_samples(self) -> int:
+        """How many samples this plugin's output lags the live input that drives it (0: none)."""
+        return 0
+
+    def begin_input(self, live_input: np.ndarray | None, start: int, n: int) -> None:
+        """Plugins with `reads_block_input`: the live input of the next n frames, rows start..start+n
+        of live_input (float32 [frames, input channels], as the stream delivers it; None: silence),
+        before any of those frames is rendered, however the engine then splits them at events.
+        Runs on the audio thread (same rules as process)."""
 
     def reset(self) -> None:
         """Clear DSP state (voices, delay lines, filters); parameter values stay, glides finish."""

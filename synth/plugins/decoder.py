@@ -18,15 +18,28 @@ from pathlib import Path
 import numpy as np
 
 from synth.dsp.decoder_runtime import DecoderRuntime, load_runtime
-from synth.dsp.decoder_voices import (advance_envelopes, copy_samples, harmonic_partials, noise_voices,
-                                      silence_voice, voice_conditioning)
-from synth.dsp.filtered_noise import make_noise_state
-from synth.dsp.noise import seed_states
-from synth.dsp.oscbank import make_workspace, render_partials
+from synth.dsp.decoder_synth import DecoderSynth
+from synth.dsp.decoder_voices import advance_envelopes, copy_samples, voice_conditioning
 from synth.dsp.oscillators import midi_to_hz
 from synth.errors import SynthError
 from synth.params import LOG, float_param
 from synth.plugins.poly import PolyInstrument, envelope_params
+
+
+def open_model(model, runtime: DecoderRuntime | None, voices: int, instrument: str | None) -> tuple[DecoderRuntime, str | None]:
+    """(runtime, instrument) for a decoder plugin: `runtime` if given, else one for `voices` voices
+    loaded from the model file `model` (its .json, .safetensors or stem); instrument: one of the
+    model's timbres (None: its first, or None for a model without named timbres). SynthError naming
+    the setting otherwise."""
+    if runtime is None:
+        if model is None:
+            raise SynthError('a decoder plugin needs a model file (files = { model = "....json" })')
+        runtime = load_runtime(Path(model).with_suffix(""), voices)
+    instruments = list(runtime.config.get("instruments", []))
+    if instrument is not None and instrument not in instruments:
+        raise SynthError(f"settings.instrument: {instrument!r} is not one of the model's instruments "
+                         f"({', '.join(instruments) or 'none'})")
+    return runtime, instrument or (instruments[0] if instruments else None)
 
 
 class NeuralDecoder(PolyInstrument):
@@ -56,20 +69,11 @@ class NeuralDecoder(PolyInstrument):
     def __init__(self, voice_limit: int = 16, model: str | Path | None = None, instrument: str | None = None,
                  runtime: DecoderRuntime | None = None, **values: object):
         super().__init__(voice_limit, **values)
-        if runtime is None:
-            if model is None:
-                raise SynthError('the decoder plugin needs a model file (files = { model = "....json" })')
-            runtime = load_runtime(Path(model).with_suffix(""), voice_limit)
-        self.runtime = runtime
-        instruments = list(runtime.config.get("instruments", []))
-        if instrument is not None and instrument not in instruments:
-            raise SynthError(f"settings.instrument: {instrument!r} is not one of the model's instruments "
-                             f"({', '.join(instruments) or 'none'})")
-        self.instrument = instrument or (instruments[0] if instruments else None)
-        self.hop = int(runtime.config["hop_samples"])
-        self._harmonics = int(runtime.config["harmonics"])
-        self.model_rate = int(runtime.config["sample_rate"])
-        low, high = runtime.config["loudness_range_db"]
+        self.runtime, self.instrument = open_model(model, runtime, voice_limit, instrument)
+        config = self.runtime.config
+        self.hop = int(config["hop_samples"])
+        self.model_rate = int(config["sample_rate"])
+        low, high = config["loudness_range_db"]
         self.loudness_floor_db, self.loudness_top_db = float(low), float(high)
 
     def prepare(self, sample_rate: float, max_block: int, channels: int) -> None:
@@ -79,26 +83,14 @@ class NeuralDecoder(PolyInstrument):
 
     def allocate(self) -> None:
         super().allocate()
-        voices, harmonics = self.voices.size, self._harmonics
-        bands = int(self.runtime.config["noise_bands"])
+        voices = self.voices.size
         self._f0 = np.zeros(voices, dtype=np.float32)
         self._loudness = np.zeros(voices, dtype=np.float32)
         self._active = np.zeros(voices, dtype=bool)
         self._pitch = np.zeros(voices)
         self._vibrato = np.zeros(voices)
-        self._freq_start = np.zeros(voices * harmonics, dtype=np.float32)
-        self._freq_end = np.zeros(voices * harmonics, dtype=np.float32)
-        self._amp_start = np.zeros(voices * harmonics, dtype=np.float32)
-        self._amp_end = np.zeros(voices * harmonics, dtype=np.float32)
-        self._phase = np.zeros(voices * harmonics)
-        self._workspace = make_workspace(voices * harmonics)
+        self._synth = DecoderSynth(self.runtime)
         self._frame = np.zeros(self.hop, dtype=np.float32)
-        self._white = np.zeros(self.hop, dtype=np.float32)
-        self._bands = np.zeros(bands, dtype=np.float32)
-        self._rng = seed_states(0, voices)
-        states = [make_noise_state(bands) for _ in range(voices)]
-        self._taps = np.stack([s[0] for s in states])
-        self._overlap = np.stack([s[1] for s in states])
         self._position = self.hop  # samples of the current frame already handed out
         self._last_pitch_hz = 0.0
         if self.instrument is not None:
@@ -109,8 +101,7 @@ class NeuralDecoder(PolyInstrument):
     def start_voice(self, v: int, was_idle: bool) -> None:
         glide = self.params["glide_ms"].target > 0.0 and self._last_pitch_hz > 0.0
         if was_idle:
-            self.runtime.reset_voice(v)
-            silence_voice(self._phase, v, self._harmonics, self._overlap)
+            self._synth.restart_voice(v)
             self._vibrato[v] = 0.0
             self._pitch[v] = self._last_pitch_hz if glide else 0.0
         elif not glide:
@@ -118,8 +109,8 @@ class NeuralDecoder(PolyInstrument):
         self._last_pitch_hz = midi_to_hz(int(self.voices.note[v]))
 
     def clear_voice_state(self) -> None:
-        self.runtime.reset()
-        for array in (self._pitch, self._vibrato, self._phase, self._amp_start, self._amp_end, self._overlap):
+        self._synth.reset()
+        for array in (self._pitch, self._vibrato):
             array[...] = 0.0
         self._frame.fill(0.0)
         self._position = self.hop
@@ -149,15 +140,7 @@ class NeuralDecoder(PolyInstrument):
                            p["vibrato_cents"].ramp(hop)[1], self.loudness_top_db,
                            max(self.loudness_floor_db, self.loudness_top_db - p["dynamics_db"].target),
                            self._f0, self._loudness, self._active)
-        runtime = self.runtime
-        runtime.step(self._f0, self._loudness, None, self._active)
-        harmonic_gain = 10.0 ** (p["harmonics_db"].ramp(hop)[1] / 20.0)
-        harmonic_partials(self._f0, runtime.amplitude, runtime.harmonics, self._active, harmonic_gain,
-                          self._freq_start, self._amp_start, self._freq_end, self._amp_end)
+        self.runtime.step(self._f0, self._loudness, None, self._active)
         self._frame.fill(0.0)
-        render_partials(self._frame, hop, self._freq_start, self._freq_end, self._amp_start, self._amp_end,
-                        self._phase, self.sample_rate, self._workspace)
-        np.copyto(self._freq_start, self._freq_end)
-        np.copyto(self._amp_start, self._amp_end)
-        noise_voices(self._frame, hop, self._rng, self._white, runtime.noise, 10.0 ** (p["noise_db"].ramp(hop)[1] / 20.0),
-                     self._active, self._bands, self._taps, self._overlap)
+        self._synth.render_frame(self._frame, self._frame, self._f0, self._active,
+                                 10.0 ** (p["harmonics_db"].ramp(hop)[1] / 20.0), 10.0 ** (p["noise_db"].ramp(hop)[1] / 20.0))

@@ -1,0 +1,77 @@
+"""Synthesis of a decoder runtime's output, one frame at a time, for all its voices.
+
+After `DecoderRuntime.step` has turned one frame of conditioning into controls (amplitude,
+harmonic distribution, noise band magnitudes per voice), `DecoderSynth.render_frame` renders the
+hop they describe: the harmonics through the oscillator bank, gliding linearly from the previous
+frame's frequencies and amplitudes to these, and each voice's own seeded white noise through the
+frame's filter (synth.dsp.filtered_noise, which lags its frame by noise_bands - 1 samples).
+
+The note-playing instrument (synth.plugins.decoder), live timbre transfer
+(synth.plugins.transfer) and offline transfer (synth.transfer) all render through this class, so
+the three sound the same for the same conditioning. Everything is allocated at construction;
+render_frame and restart_voice allocate nothing.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from synth.dsp.decoder_runtime import DecoderRuntime
+from synth.dsp.decoder_voices import harmonic_partials, noise_voices, silence_voice
+from synth.dsp.filtered_noise import make_noise_state
+from synth.dsp.noise import seed_states
+from synth.dsp.oscbank import make_workspace, render_partials
+
+
+class DecoderSynth:
+    """Oscillator-bank and filtered-noise state for every voice of `runtime`.
+
+    seed: the white noise's seed (each voice draws its own stream from it).
+    """
+
+    def __init__(self, runtime: DecoderRuntime, seed: int = 0):
+        config = runtime.config
+        self.runtime = runtime
+        self.hop = int(config["hop_samples"])
+        self.sample_rate = float(config["sample_rate"])
+        self.harmonics = int(config["harmonics"])
+        voices, bands = runtime.voices, int(config["noise_bands"])
+        count = voices * self.harmonics
+        self._freq_start = np.zeros(count, dtype=np.float32)
+        self._freq_end = np.zeros(count, dtype=np.float32)
+        self._amp_start = np.zeros(count, dtype=np.float32)
+        self._amp_end = np.zeros(count, dtype=np.float32)
+        self._phase = np.zeros(count)
+        self._workspace = make_workspace(count)
+        self._white = np.zeros(self.hop, dtype=np.float32)
+        self._bands = np.zeros(bands, dtype=np.float32)
+        self._rng = seed_states(int(seed), voices)
+        states = [make_noise_state(bands) for _ in range(voices)]
+        self._taps = np.stack([s[0] for s in states])
+        self._overlap = np.stack([s[1] for s in states])
+
+    def restart_voice(self, voice: int) -> None:
+        """Voice `voice` starts afresh: its recurrent state, harmonic phases and noise tail are zeroed."""
+        self.runtime.reset_voice(voice)
+        silence_voice(self._phase, voice, self.harmonics, self._overlap)
+
+    def reset(self) -> None:
+        """Every voice silent and afresh (the noise streams go on where they are). Allocates nothing."""
+        self.runtime.reset()
+        for array in (self._phase, self._amp_start, self._amp_end, self._overlap):
+            array[...] = 0.0
+
+    def render_frame(self, harmonic_out: np.ndarray, noise_out: np.ndarray, f0_hz: np.ndarray,
+                     active: np.ndarray, harmonic_gain: float, noise_gain: float) -> None:
+        """Add one hop of the runtime's last step into harmonic_out[0:hop] and noise_out[0:hop]
+        (float32; the same array for a mix). f0_hz: float32 [voices] (Hz) the step was given;
+        active: bool [voices] (inactive voices glide to silence); harmonic_gain, noise_gain: linear."""
+        runtime = self.runtime
+        harmonic_partials(f0_hz, runtime.amplitude, runtime.harmonics, active, harmonic_gain,
+                          self._freq_start, self._amp_start, self._freq_end, self._amp_end)
+        render_partials(harmonic_out, self.hop, self._freq_start, self._freq_end, self._amp_start, self._amp_end,
+                        self._phase, self.sample_rate, self._workspace)
+        np.copyto(self._freq_start, self._freq_end)
+        np.copyto(self._amp_start, self._amp_end)
+        noise_voices(noise_out, self.hop, self._rng, self._white, runtime.noise, noise_gain, active, self._bands,
+                     self._taps, self._overlap)
