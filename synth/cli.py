@@ -132,6 +132,36 @@ def _train_decoder(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train_vae(args: argparse.Namespace) -> int:
+    from models.train_vae import VaeTrainSettings, train_vae
+
+    settings = VaeTrainSettings(steps=args.steps, batch_size=args.batch_size, learning_rate=args.learning_rate,
+                                beta=args.beta, warmup_steps=args.warmup_steps, free_bits=args.free_bits,
+                                device=args.device, threads=args.threads, seed=args.seed)
+    summary = train_vae(args.data, Path(args.decoder).with_suffix(""), args.output, settings, resume=args.resume,
+                        progress=not args.quiet)
+    print(f"trained {summary['steps']} steps in {summary['seconds']:.0f} s: held-out STFT loss "
+          f"{summary['held_out_stft_encoded']:.3f} with encoded z, {summary['held_out_stft_mean_z']:.3f} with the "
+          f"training mean z; KL per dimension (nats) {' '.join(f'{x:.2f}' for x in summary['kl_per_dim'])}")
+    print(f"timbre model: {Path(args.output).with_suffix('.json')}; decoder: {args.output}-decoder.json")
+    return 0
+
+
+def _latent(args: argparse.Namespace) -> int:
+    from synth.latent import DEFAULT_TIMBRE_MODEL, plot_latent
+
+    print(f"wrote {plot_latent(args.output, args.model or DEFAULT_TIMBRE_MODEL)}")
+    return 0
+
+
+def _encode(args: argparse.Namespace) -> int:
+    from synth.latent import DEFAULT_TIMBRE_MODEL, encode_file
+
+    for line in encode_file(args.input, args.model or DEFAULT_TIMBRE_MODEL):
+        print(line)
+    return 0
+
+
 def _transfer(args: argparse.Namespace) -> int:
     from synth.transfer import transfer_file
 
@@ -261,6 +291,23 @@ def build_parser() -> argparse.ArgumentParser:
     decoder.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
     decoder.add_argument("--quiet", action="store_true", help="no progress bars")
     decoder.set_defaults(run=_train_decoder)
+    vae = train.add_parser("vae", help="the timbre VAE, jointly with a trained decoder it then conditions")
+    vae.add_argument("--data", required=True, help="a data set folder built by `synth train decoder`")
+    vae.add_argument("--decoder", required=True, help="the trained decoder to start from (.json or stem)")
+    vae.add_argument("-o", "--output", required=True,
+                     help="timbre model path without extension; its decoder is written beside it as <output>-decoder")
+    vae.add_argument("--steps", type=int, default=1200)
+    vae.add_argument("--batch-size", type=int, default=8)
+    vae.add_argument("--learning-rate", type=float, default=1e-3, help="the encoder's (the decoder's is a tenth)")
+    vae.add_argument("--beta", type=float, default=0.05, help="KL weight after the warm-up")
+    vae.add_argument("--warmup-steps", type=int, default=400, help="steps over which the KL weight rises from 0")
+    vae.add_argument("--free-bits", type=float, default=0.5, help="nats of KL per dimension that cost nothing")
+    vae.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    vae.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's)")
+    vae.add_argument("--seed", type=int, default=0)
+    vae.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
+    vae.add_argument("--quiet", action="store_true", help="no progress bars")
+    vae.set_defaults(run=_train_vae)
 
     transfer = commands.add_parser("transfer", help="timbre transfer: a recording re-played by a decoder instrument")
     transfer.add_argument("input", help="a monophonic recording (WAV, FLAC...)")
@@ -271,6 +318,15 @@ def build_parser() -> argparse.ArgumentParser:
     transfer.add_argument("--loudness-offset", type=_ranged(-40, 40, " dB"), default=0.0, help="dB added to the input's loudness")
     transfer.add_argument("--format", choices=("float32", "pcm16", "pcm24"), default="float32")
     transfer.set_defaults(run=_transfer)
+
+    latent = commands.add_parser("latent", help="plot the timbre space: training notes and instruments, by family")
+    latent.add_argument("output", help="PNG file to write")
+    latent.add_argument("--model", default=None, help="timbre model .json (default: the shipped presets/models/gm-vae)")
+    latent.set_defaults(run=_latent)
+    encode = commands.add_parser("encode", help="print the timbre latent z of a sound, and the nearest instruments")
+    encode.add_argument("input", help="audio file (WAV, FLAC...; mixed to mono)")
+    encode.add_argument("--model", default=None, help="timbre model .json (default: the shipped presets/models/gm-vae)")
+    encode.set_defaults(run=_encode)
 
     commands.add_parser("devices", help="list audio devices").set_defaults(run=_devices)
     commands.add_parser("presets", help="list the shipped presets").set_defaults(run=_presets)

@@ -108,7 +108,7 @@ def _check_audio(audio, sample_rate) -> tuple[np.ndarray, int]:
     return audio, int(sample_rate)
 
 
-def _resample(audio: np.ndarray, from_hz: int, to_hz: int) -> np.ndarray:
+def resample_audio(audio: np.ndarray, from_hz: int, to_hz: int) -> np.ndarray:
     """Zero-phase polyphase resampling (scipy) of float [n]; float64 out."""
     if from_hz == to_hz:
         return audio.astype(np.float64)
@@ -150,7 +150,7 @@ def transfer_runtime(runtime: DecoderRuntime, audio: np.ndarray, sample_rate: in
         runtime.set_voice_instrument(0, name)
     n = audio.shape[0]
     model_rate, hop = int(runtime.config["sample_rate"]), int(runtime.config["hop_samples"])
-    signal = _resample(audio, sample_rate, model_rate)
+    signal = resample_audio(audio, sample_rate, model_rate)
     n_model = signal.shape[0]
     delay = noise_delay_samples(int(runtime.config["noise_bands"]))
     frames = -(-(n_model + delay) // hop)
@@ -162,7 +162,7 @@ def transfer_runtime(runtime: DecoderRuntime, audio: np.ndarray, sample_rate: in
     shifted = f0 * np.float32(2.0 ** (pitch_shift_semitones / 12.0))
     out = render_frames(runtime, shifted, loud, loud >= floor_db, harmonics_db, noise_db, seed)[:n_model]
     if model_rate != sample_rate:
-        out = _resample(out, model_rate, sample_rate)
+        out = resample_audio(out, model_rate, sample_rate)
     result = np.zeros(n, dtype=np.float32)
     result[:min(n, out.shape[0])] = out[:n]
     return result

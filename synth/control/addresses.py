@@ -9,6 +9,9 @@
 | /param/<id>/<name>/norm     | position                | set a parameter from a 0..1 position     |
 | any address in [osc.map]    | position                | the mapped parameter, from 0..1          |
 | /tempo/raw                  | bpm                     | song tempo 20..999 for synced parameters |
+| /latent                     | z1 .. zD                | the timbre latent of every decoder with a timbre model (files.vae) |
+| /latent/xy                  | x y                     | z on the plane of the two main axes, 0..1 each |
+| /latent/morph               | name_a name_b t         | z between two instruments' centroids, t 0..1 |
 
 Numbers may be ints, floats or booleans (controllers differ). Channels are 1..16.
 """
@@ -85,6 +88,8 @@ class MessageTranslator:
             if not MIN_BPM <= bpm <= MAX_BPM:
                 raise SynthError(f"{address}: expected a tempo in {MIN_BPM:g}..{MAX_BPM:g} bpm, got {args[0]!r}")
             return [TempoChange(time_samples, bpm)]
+        if address in ("/latent", "/latent/xy", "/latent/morph"):
+            return self._latent(address, args, time_samples)
         if address in self.osc_map:
             slot_id, name = self.osc_map[address]
             return [self._param(address, slot_id, name, args, normalized=True, time_samples=time_samples)]
@@ -92,6 +97,37 @@ class MessageTranslator:
         if len(parts) in (4, 5) and parts[1] == "param" and (len(parts) == 4 or parts[4] == "norm"):
             return [self._param(address, parts[2], parts[3], args, len(parts) == 5, time_samples)]
         raise SynthError(f"{address}: unknown address (see the address table in the README)")
+
+    def _latent(self, address: str, args: Sequence, time_samples: int) -> list[Event]:
+        """ParamChanges of z1..zD for every decoder slot with a timbre model (their z parameters
+        glide, so sweeps do not click)."""
+        slots = [slot for slot in self.engine.slots if getattr(slot.plugin, "timbre_space", None) is not None]
+        if not slots:
+            raise SynthError(f"{address}: no decoder in this preset has a timbre model (files.vae)")
+        events: list[Event] = []
+        for slot in slots:
+            space = slot.plugin.timbre_space
+            if address == "/latent":
+                _arity(address, args, space.latent_dims, space.latent_dims)
+                z = space.clamp([_number(value, f"{address} z{i + 1}") for i, value in enumerate(args)])
+            elif address == "/latent/xy":
+                _arity(address, args, 2, 2)
+                x, y = (_number(value, f"{address} {axis}") for value, axis in zip(args, "xy"))
+                if self.strict and not (0.0 <= x <= 1.0 and 0.0 <= y <= 1.0):
+                    raise SynthError(f"{address}: expected x and y in 0..1, got {list(args)!r}")
+                z = space.from_xy(x, y)
+            else:
+                _arity(address, args, 3, 3)
+                first, second = (str(value) for value in args[:2])
+                amount = _number(args[2], f"{address} t")
+                if self.strict and not 0.0 <= amount <= 1.0:
+                    raise SynthError(f"{address}: expected t in 0..1, got {args[2]!r}")
+                try:
+                    z = space.morph(first, second, amount)
+                except SynthError as error:
+                    raise SynthError(f"{address}: {error}") from None
+            events.extend(ParamChange(time_samples, slot.id, f"z{i + 1}", float(value)) for i, value in enumerate(z))
+        return events
 
     def _param(self, address, slot_id, name, args, normalized, time_samples) -> ParamChange:
         _arity(address, args, 1, 1)

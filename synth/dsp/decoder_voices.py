@@ -76,6 +76,14 @@ def harmonic_partials(f0_hz, amplitude, harmonics, active, harmonic_gain, freq_s
 
 
 @njit(nogil=True, cache=True)
+def fill_rows(matrix, row):
+    """matrix[r, :] = row for every row r (matrix [R, C], row [C])."""
+    for r in range(matrix.shape[0]):
+        for c in range(matrix.shape[1]):
+            matrix[r, c] = row[c]
+
+
+@njit(nogil=True, cache=True)
 def copy_samples(destination, destination_start, source, source_start, count):
     """destination[destination_start : +count] = source[source_start : +count] (no views made)."""
     for i in range(count):

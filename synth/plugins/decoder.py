@@ -19,8 +19,9 @@ import numpy as np
 
 from synth.dsp.decoder_runtime import DecoderRuntime, load_runtime
 from synth.dsp.decoder_synth import DecoderSynth
-from synth.dsp.decoder_voices import advance_envelopes, copy_samples, voice_conditioning
+from synth.dsp.decoder_voices import advance_envelopes, copy_samples, fill_rows, voice_conditioning
 from synth.dsp.oscillators import midi_to_hz
+from synth.dsp.timbre_space import Z_LIMIT, load_timbre_space
 from synth.errors import SynthError
 from synth.params import LOG, float_param
 from synth.plugins.poly import PolyInstrument, envelope_params
@@ -42,19 +43,31 @@ def open_model(model, runtime: DecoderRuntime | None, voices: int, instrument: s
     return runtime, instrument or (instruments[0] if instruments else None)
 
 
+MAX_LATENT_DIMS = 16
+
+
+def latent_param_names(dims: int) -> list[str]:
+    """The names of the first `dims` timbre latent parameters: z1, z2, ..."""
+    return [f"z{i + 1}" for i in range(dims)]
+
+
 class NeuralDecoder(PolyInstrument):
-    """Files: `model` (the decoder's .json; its .safetensors beside it). Settings: `instrument`,
-    one of the timbres the model was trained on (default: its first). Parameters:
+    """Files: `model` (the decoder's .json; its .safetensors beside it) and, optionally, `vae` (a
+    timbre model, models.vae: then z comes from the parameters z1..zD, and `model` defaults to
+    the decoder the timbre model names). Settings: `instrument`, one of the timbres the model (or
+    the timbre model) was trained on (default: its first); with a timbre model it sets z1..zD to
+    that instrument's centroid unless the preset sets them. Parameters:
 
     glide_ms: 0..2000, how long a new note's pitch takes to slide from the last note's (0 = none).
     vibrato_rate_hz: 0.1..12; vibrato_cents: 0..100 peak depth; tune_cents: -100..100.
     dynamics_db: 6..60, how far below the model's loudest a velocity-1 note plays.
     harmonics_db, noise_db: -60..12 dB, gains of the harmonic and noise parts of the sound.
     attack_ms, decay_ms, sustain, release_ms, level_db: the loudness envelope (synth.plugins.poly).
+    z1..z16: -6..6, the timbre latent (only with `vae`; the first latent_dims of them count), smoothed.
     """
 
     name = "decoder"
-    file_keys = ("model",)
+    file_keys = ("model", "vae")
     setting_keys = ("instrument",)
     param_specs = (
         float_param("glide_ms", 0, 2000, 0, "ms", smoothing_ms=0, doc="portamento from the last note"),
@@ -64,12 +77,29 @@ class NeuralDecoder(PolyInstrument):
         float_param("dynamics_db", 6, 60, 24, "dB", smoothing_ms=0, doc="loudness range of the velocities"),
         float_param("harmonics_db", -60, 12, 0, "dB", doc="gain of the harmonic part"),
         float_param("noise_db", -60, 12, 0, "dB", doc="gain of the filtered-noise part"),
-    ) + envelope_params(attack_ms=30.0, decay_ms=2000.0, sustain=0.8, release_ms=250.0, level_db=0.0)
+    ) + envelope_params(attack_ms=30.0, decay_ms=2000.0, sustain=0.8, release_ms=250.0, level_db=0.0) + tuple(
+        float_param(name, -Z_LIMIT, Z_LIMIT, 0, doc="timbre latent component (with files.vae)")
+        for name in latent_param_names(MAX_LATENT_DIMS))
 
     def __init__(self, voice_limit: int = 16, model: str | Path | None = None, instrument: str | None = None,
-                 runtime: DecoderRuntime | None = None, **values: object):
+                 runtime: DecoderRuntime | None = None, vae: str | Path | None = None, **values: object):
         super().__init__(voice_limit, **values)
-        self.runtime, self.instrument = open_model(model, runtime, voice_limit, instrument)
+        self.timbre_space = load_timbre_space(vae) if vae is not None else None
+        if self.timbre_space is None:
+            self.runtime, self.instrument = open_model(model, runtime, voice_limit, instrument)
+        else:
+            space = self.timbre_space
+            self.runtime, _ = open_model(model or space.decoder_path, runtime, voice_limit, None)
+            if self.runtime.latent_dims != space.latent_dims:
+                raise SynthError(f"files.vae: the timbre model's z has {space.latent_dims} dimensions, the decoder "
+                                 f"takes {self.runtime.latent_dims}")
+            if instrument is not None and instrument not in space.instruments:
+                raise SynthError(f"settings.instrument: {instrument!r} is not one of the timbre model's instruments "
+                                 f"({', '.join(space.instruments)})")
+            self.instrument = instrument or space.instruments[0]
+            for name, value in zip(latent_param_names(space.latent_dims), space.centroid(self.instrument)):
+                if name not in values:
+                    self.params[name].set(float(value))
         config = self.runtime.config
         self.hop = int(config["hop_samples"])
         self.model_rate = int(config["sample_rate"])
@@ -91,9 +121,12 @@ class NeuralDecoder(PolyInstrument):
         self._vibrato = np.zeros(voices)
         self._synth = DecoderSynth(self.runtime)
         self._frame = np.zeros(self.hop, dtype=np.float32)
+        dims = self.timbre_space.latent_dims if self.timbre_space is not None else 0
+        self._z = np.zeros(dims, dtype=np.float32)
+        self._z_params = [self.params[name] for name in latent_param_names(dims)]
         self._position = self.hop  # samples of the current frame already handed out
         self._last_pitch_hz = 0.0
-        if self.instrument is not None:
+        if self.instrument is not None and self.timbre_space is None:
             for v in range(voices):
                 self.runtime.set_voice_instrument(v, self.instrument)
         self.runtime.warm_up()
@@ -140,6 +173,10 @@ class NeuralDecoder(PolyInstrument):
                            p["vibrato_cents"].ramp(hop)[1], self.loudness_top_db,
                            max(self.loudness_floor_db, self.loudness_top_db - p["dynamics_db"].target),
                            self._f0, self._loudness, self._active)
+        if self._z_params:
+            for i, param in enumerate(self._z_params):
+                self._z[i] = param.ramp(hop)[1]
+            fill_rows(self.runtime.latent, self._z)
         self.runtime.step(self._f0, self._loudness, None, self._active)
         self._frame.fill(0.0)
         self._synth.render_frame(self._frame, self._frame, self._f0, self._active,

@@ -1,0 +1,212 @@
+"""`synth train vae`: the timbre encoder, trained jointly with the decoder it conditions.
+
+Start: a trained decoder (`--decoder`, its instrument table is dropped: z now comes from the
+encoder) and a fresh encoder. Each step encodes an excerpt's log-mel frames to q(z|x), samples z
+(reparameterised), holds it over the excerpt, decodes f0 + loudness + z, renders the controls with
+the differentiable synthesiser and scores the multi-resolution STFT loss against the recording.
+Loss = STFT loss + beta(step) * sum over dimensions of max(KL_d, free_bits), beta rising linearly
+from 0 over `warmup_steps` (KL warm-up) and each dimension's KL (batch mean) free up to
+`free_bits` nats, so that the latent is used rather than collapsed. The decoder learns at a tenth
+of the encoder's rate. Checkpoints and --resume as for the decoder.
+
+Written: `<out>.safetensors/.json` (the timbre model, models.vae) and `<out>-decoder.*` (the
+decoder, latent_dims = the VAE's, no instrument table). The JSON stores every training note's
+posterior mean, each instrument's centroid and family, the principal axes, and the KL per dimension.
+"""
+
+from __future__ import annotations
+
+import random
+import shlex
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from models.data import INSTRUMENTS, NoteExcerpts, _load_note, _split_entries, read_manifest
+from models.ddsp_synth import multi_resolution_stft_loss, synthesize
+from models.decoder import Decoder, DecoderConfig
+from models.model_files import load_model, save_model
+from models.train_decoder import _batches, _latest_checkpoint, _load_checkpoint, _save_checkpoint
+from models.vae import TimbreEncoder, VaeConfig, kl_per_dimension, principal_axes, save_vae
+from synth.errors import SynthError
+
+
+@dataclass
+class VaeTrainSettings:
+    """steps, batch_size, excerpt_frames, learning_rate (the encoder's; the decoder's is
+    decoder_lr_ratio times it); beta: the KL weight after warm-up; warmup_steps; free_bits: nats
+    per dimension that cost nothing; latent_dims must equal the starting decoder's."""
+
+    steps: int = 1200
+    batch_size: int = 8
+    excerpt_frames: int = 96
+    learning_rate: float = 1e-3
+    decoder_lr_ratio: float = 0.1
+    beta: float = 0.05
+    warmup_steps: int = 400
+    free_bits: float = 0.5
+    hidden: int = 128
+    eval_every: int = 200
+    checkpoint_every: int = 200
+    seed: int = 0
+    device: str = "cpu"
+    threads: int = 0
+
+
+class _Joint(nn.Module):
+    """Encoder and decoder together, so the decoder's checkpoint code serves both."""
+
+    def __init__(self, encoder: TimbreEncoder, decoder: Decoder):
+        super().__init__()
+        self.encoder = encoder
+        self.decoder = decoder
+
+
+def _reconstruct(joint: _Joint, batch: dict, device: str, z_mode: str = "sample",
+                 fixed_z: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(predicted audio, target audio, posterior mean, log variance) of a batch. z_mode: "sample"
+    (reparameterised), "mean" (the posterior mean) or "fixed" (fixed_z [D] for every excerpt)."""
+    f0 = batch["f0_hz"].to(device)
+    loudness = batch["loudness_db"].to(device)
+    mean, log_variance = joint.encoder(batch["mel"].to(device))
+    if z_mode == "sample":
+        z = mean + torch.randn_like(mean) * (0.5 * log_variance).exp()
+    elif z_mode == "mean":
+        z = mean
+    else:
+        z = fixed_z.to(device)[None].expand_as(mean)
+    controls, _ = joint.decoder(f0, loudness, z[:, None, :].expand(-1, f0.shape[1], -1))
+    target = batch["audio"].to(device)
+    white = torch.rand_like(target) * 2.0 - 1.0
+    config = joint.decoder.config
+    return synthesize(controls, f0, white, config.sample_rate, config.hop_samples), target, mean, log_variance
+
+
+def evaluate_vae(joint: _Joint, loader: DataLoader, device: str, fixed_z: torch.Tensor | None = None) -> float:
+    """Mean STFT loss over a loader with z = each excerpt's posterior mean, or fixed_z for all."""
+    joint.eval()
+    losses = []
+    with torch.no_grad():
+        for batch in loader:
+            predicted, target, _, _ = _reconstruct(joint, batch, device, "mean" if fixed_z is None else "fixed", fixed_z)
+            losses.append(float(multi_resolution_stft_loss(predicted, target)))
+    joint.train()
+    return sum(losses) / max(len(losses), 1)
+
+
+def note_posteriors(encoder: TimbreEncoder, folder: Path, split: str) -> tuple[np.ndarray, list[str], list[str]]:
+    """(posterior means [N, D], instrument names, families) of every note of a split, each note
+    encoded whole (its sounding frames)."""
+    folder = Path(folder)
+    manifest = read_manifest(folder)
+    means, names, families = [], [], []
+    encoder.eval()
+    with torch.no_grad():
+        for entry in _split_entries(manifest, split, folder):
+            note = _load_note(folder, entry)
+            mel = torch.from_numpy(note["mel"][entry["start_frame"]:entry["stop_frame"]])[None]
+            means.append(encoder(mel)[0][0].numpy())
+            names.append(entry["instrument"])
+            families.append(entry.get("family") or INSTRUMENTS.get(entry["instrument"], (0, "user"))[1])
+    return np.stack(means), names, families
+
+
+def train_vae(data_folder, decoder_stem, out_stem, settings: VaeTrainSettings = VaeTrainSettings(),
+              resume: bool = False, progress: bool = True, command: str | None = None) -> dict:
+    """Train the encoder with the decoder at `decoder_stem` on the data set in `data_folder`; write
+    the timbre model at `out_stem` and its decoder at `<out_stem>-decoder`. Returns a summary:
+    steps, seconds, held-out loss with encoded z and with the training mean z, KL per dimension."""
+    data_folder, out_stem = Path(data_folder), Path(out_stem)
+    checkpoint_dir = out_stem.parent / f"{out_stem.name}.checkpoints"
+    torch.manual_seed(settings.seed)
+    random.seed(settings.seed)
+    np.random.seed(settings.seed)
+    if settings.threads:
+        torch.set_num_threads(settings.threads)
+    if settings.device.startswith("cuda") and not torch.cuda.is_available():
+        raise SynthError(f"--device {settings.device}: no CUDA device is available here")
+    start_decoder, start_config, _ = load_model(decoder_stem)
+    if start_config.latent_dims < 2:
+        raise SynthError(f"{decoder_stem}: the decoder takes latent_dims={start_config.latent_dims}; a timbre "
+                         "latent needs 2..16")
+    config = DecoderConfig.from_dict({**start_config.to_dict(), "instruments": []})
+    decoder = Decoder(config)
+    decoder.load_state_dict({k: v for k, v in start_decoder.state_dict().items()
+                             if not k.startswith("instrument_embedding.")})
+    encoder = TimbreEncoder(VaeConfig(latent_dims=config.latent_dims, hidden=settings.hidden))
+    joint = _Joint(encoder, decoder).to(settings.device).train()
+    optimizer = torch.optim.AdamW([
+        {"params": encoder.parameters(), "lr": settings.learning_rate},
+        {"params": decoder.parameters(), "lr": settings.learning_rate * settings.decoder_lr_ratio}])
+    instruments = sorted({n["instrument"] for n in read_manifest(data_folder)["notes"]})
+    train_set = NoteExcerpts(data_folder, "train", settings.excerpt_frames, instruments=instruments, seed=settings.seed)
+    test_set = NoteExcerpts(data_folder, "test", settings.excerpt_frames, instruments=instruments, seed=1234)
+    train_loader = DataLoader(train_set, batch_size=settings.batch_size, shuffle=True, drop_last=True)
+    test_loader = DataLoader(test_set, batch_size=settings.batch_size)
+    step, history = 0, []
+    if resume and (latest := _latest_checkpoint(checkpoint_dir)) is not None:
+        step, history = _load_checkpoint(latest, joint, optimizer)
+    started = time.perf_counter()
+    bar = tqdm(total=settings.steps, initial=step, desc="vae", unit="step", disable=not progress)
+    batches = _batches(train_loader)
+    running, kl_running = None, torch.zeros(config.latent_dims)
+    while step < settings.steps:
+        predicted, target, mean, log_variance = _reconstruct(joint, next(batches), settings.device)
+        reconstruction = multi_resolution_stft_loss(predicted, target)
+        kl = kl_per_dimension(mean, log_variance)
+        beta = settings.beta * min(1.0, step / max(settings.warmup_steps, 1))
+        loss = reconstruction + beta * torch.clamp(kl, min=settings.free_bits).sum()
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(joint.parameters(), 3.0)
+        optimizer.step()
+        step += 1
+        value = float(reconstruction.detach())
+        running = value if running is None else 0.98 * running + 0.02 * value
+        kl_running = 0.98 * kl_running + 0.02 * kl.detach().cpu()
+        bar.set_postfix(stft=f"{running:.3f}", kl=f"{float(kl_running.sum()):.2f}")
+        bar.update()
+        if step % settings.eval_every == 0 or step == settings.steps:
+            held_out = evaluate_vae(joint, test_loader, settings.device)
+            history.append({"step": step, "train_stft": running, "held_out_stft": held_out,
+                            "kl_per_dim": [round(float(x), 4) for x in kl_running]})
+            bar.write(f"step {step}: train STFT {running:.3f}, held-out {held_out:.3f}, "
+                      f"KL/dim {' '.join(f'{float(x):.2f}' for x in kl_running)}")
+        if step % settings.checkpoint_every == 0 or step == settings.steps:
+            _save_checkpoint(checkpoint_dir, step, joint, optimizer, history)
+    bar.close()
+    joint = joint.cpu().eval()
+    means, names, families = note_posteriors(encoder, data_folder, "train")
+    mean_z = torch.from_numpy(means.mean(axis=0).astype(np.float32))
+    held_out_encoded = evaluate_vae(joint, test_loader, "cpu")
+    held_out_mean_z = evaluate_vae(joint, test_loader, "cpu", mean_z)
+    centre, axes, std = principal_axes(means)
+    family_of = dict(zip(names, families))
+    space = {
+        "decoder": f"{out_stem.name}-decoder.json",
+        "instruments": {name: {"family": family_of[name],
+                               "centroid": means[[i for i, n in enumerate(names) if n == name]].mean(axis=0).tolist()}
+                        for name in sorted(set(names))},
+        "mean": centre.tolist(), "axes": axes.tolist(), "axis_std": std.tolist(),
+        "posterior_means": means.round(5).tolist(), "labels": names,
+        "kl_per_dim": [float(x) for x in kl_running],
+    }
+    training_command = command or " ".join(shlex.quote(a) for a in sys.argv)
+    summary = {"steps": step, "seconds": time.perf_counter() - started, "held_out_stft_encoded": held_out_encoded,
+               "held_out_stft_mean_z": held_out_mean_z, "kl_per_dim": space["kl_per_dim"], "history": history}
+    save_model(decoder, config, out_stem.with_name(f"{out_stem.name}-decoder"), {
+        "training_command": training_command, "timbre_model": f"{out_stem.name}.json",
+        "training": {"steps": step, "started_from": str(decoder_stem), "held_out_loss": held_out_encoded}})
+    save_vae(encoder, out_stem, space, {
+        "training_command": training_command,
+        "training": {key: summary[key] for key in ("steps", "held_out_stft_encoded", "held_out_stft_mean_z")}
+        | {"beta": settings.beta, "warmup_steps": settings.warmup_steps, "free_bits": settings.free_bits,
+           "batch_size": settings.batch_size, "excerpt_frames": settings.excerpt_frames, "history": history}})
+    return summary

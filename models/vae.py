@@ -1,0 +1,159 @@
+"""The timbre VAE: an encoder from a sound's mel frames to a timbre latent z that conditions the decoder.
+
+The encoder reads log-mel frames (models.data.log_mel), removes each frame's level (its mean over
+the bands) so z describes spectral shape rather than loudness, passes each frame through two
+LayerNorm + LeakyReLU layers, averages the frames that lie within 40 dB of the excerpt's loudest,
+and outputs the posterior mean and log variance of z (latent_dims, 2..16). One z holds for a whole
+excerpt or note: it is the instrument, not the note's pitch or loudness (the decoder gets those).
+
+Training (models.train_vae) is a beta-VAE with KL warm-up and free bits, jointly with the decoder.
+A timbre model is two files like a decoder's: `<stem>.safetensors` (the encoder's float32 weights)
+and `<stem>.json` (kind "synth.timbre_vae": the config, the decoder it conditions, each training
+instrument's centroid and family, the principal axes of the training posterior means, those means
+themselves for plotting, the KL per dimension). synth.dsp.timbre_space reads the JSON without torch.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from synth.dsp.decoder_runtime import LAYER_NORM_EPS, LEAKY_SLOPE, model_paths
+from synth.dsp.timbre_space import VAE_FORMAT_VERSION, VAE_KIND, check_vae_metadata
+from synth.errors import SynthError
+
+LEVEL_RANGE_NATS = 40.0 * np.log(10.0) / 10.0  # frames within 40 dB (power) of the loudest are pooled
+MEL_SCALE = 4.0  # level-removed log-mel values (nats) are divided by this: about unit spread
+LOG_VARIANCE_RANGE = (-10.0, 4.0)
+
+
+@dataclass
+class VaeConfig:
+    """latent_dims: size of z (2..16); mel_bands: log-mel bands read (models.data's 128);
+    hidden: width of the frame layers."""
+
+    latent_dims: int = 8
+    mel_bands: int = 128
+    hidden: int = 128
+
+    def __post_init__(self) -> None:
+        for name, low, high in (("latent_dims", 2, 16), ("mel_bands", 8, 512), ("hidden", 8, 2048)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                raise SynthError(f"vae config: {name}={value!r} must be an integer in {low}..{high}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class TimbreEncoder(nn.Module):
+    """Log-mel frames [B, T, mel_bands] -> (posterior mean [B, D], log variance [B, D])."""
+
+    def __init__(self, config: VaeConfig):
+        super().__init__()
+        self.config = config
+        self.frame1 = nn.Linear(config.mel_bands, config.hidden)
+        self.frame1_norm = nn.LayerNorm(config.hidden, eps=LAYER_NORM_EPS)
+        self.frame2 = nn.Linear(config.hidden, config.hidden)
+        self.frame2_norm = nn.LayerNorm(config.hidden, eps=LAYER_NORM_EPS)
+        self.head = nn.Linear(config.hidden, 2 * config.latent_dims)
+
+    def forward(self, mel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if mel.dim() != 3 or mel.shape[-1] != self.config.mel_bands or mel.shape[1] == 0:
+            raise SynthError(f"timbre encoder: mel must be [batch, frames >= 1, {self.config.mel_bands}], "
+                             f"got {list(mel.shape)}")
+        level = mel.mean(dim=-1, keepdim=True)
+        shape = (mel - level) / MEL_SCALE
+        h = nn.functional.leaky_relu(self.frame1_norm(self.frame1(shape)), LEAKY_SLOPE)
+        h = nn.functional.leaky_relu(self.frame2_norm(self.frame2(h)), LEAKY_SLOPE)
+        loud = (level[..., 0] >= level[..., 0].amax(dim=1, keepdim=True) - LEVEL_RANGE_NATS).to(h.dtype)
+        pooled = (h * loud[..., None]).sum(dim=1) / loud.sum(dim=1, keepdim=True)
+        mean, log_variance = self.head(pooled).chunk(2, dim=-1)
+        return mean, log_variance.clamp(*LOG_VARIANCE_RANGE)
+
+
+def kl_per_dimension(mean: torch.Tensor, log_variance: torch.Tensor) -> torch.Tensor:
+    """KL(q(z|x) || N(0, I)) of each latent dimension averaged over the batch, nats [D]."""
+    return (0.5 * (mean ** 2 + log_variance.exp() - 1.0 - log_variance)).mean(dim=0)
+
+
+def principal_axes(points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(mean [D], axes [D, D] (rows, by falling variance, each with its largest entry positive),
+    std [D] along each axis) of points [N, D]."""
+    mean = points.mean(axis=0)
+    _, singular, vt = np.linalg.svd(points - mean, full_matrices=True)
+    signs = np.sign(vt[np.arange(vt.shape[0]), np.argmax(np.abs(vt), axis=1)])
+    axes = vt * signs[:, None]
+    std = np.zeros(points.shape[1])  # fewer points than dimensions: the last axes have no spread
+    std[:singular.size] = singular / np.sqrt(max(points.shape[0] - 1, 1))
+    return mean, axes, std
+
+
+def save_vae(encoder: TimbreEncoder, path_stem, space: dict, extra_metadata: dict | None = None) -> tuple[Path, Path]:
+    """Write `<stem>.safetensors` (encoder weights) and `<stem>.json` (kind synth.timbre_vae; the
+    config plus `space`: decoder (path relative to the JSON), instruments {name: {family,
+    centroid}}, mean, axes, axis_std, posterior_means, labels, kl_per_dim), each atomically."""
+    from safetensors.torch import save_file
+
+    from models.model_files import _write_atomically
+
+    weights_path, json_path = model_paths(path_stem)
+    meta = {"format_version": VAE_FORMAT_VERSION, "kind": VAE_KIND, "config": encoder.config.to_dict(), **space,
+            "torch_version": torch.__version__,
+            "created_utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")}
+    meta.update(extra_metadata or {})
+    check_vae_metadata(meta, str(json_path))
+    tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in encoder.state_dict().items()}
+    weights_path.parent.mkdir(parents=True, exist_ok=True)
+    _write_atomically(weights_path, lambda p: save_file(tensors, str(p), metadata={"kind": VAE_KIND}))
+    _write_atomically(json_path, lambda p: p.write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8"))
+    return weights_path, json_path
+
+
+def load_vae(path_stem) -> tuple[TimbreEncoder, dict]:
+    """(encoder in eval mode, metadata) from the files at `path_stem`; never unpickles. SynthError
+    naming the file and key that do not fit."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from synth.dsp.decoder_runtime import read_metadata
+
+    weights_path, json_path = model_paths(path_stem)
+    meta = read_metadata(json_path)
+    check_vae_metadata(meta, str(json_path))
+    config = VaeConfig(**meta["config"])
+    encoder = TimbreEncoder(config)
+    if not weights_path.is_file():
+        raise SynthError(f"{weights_path}: weights file not found")
+    try:
+        tensors = load_file(str(weights_path))
+    except (SafetensorError, OSError, ValueError) as error:
+        raise SynthError(f"{weights_path}: not a safetensors file ({error})") from None
+    expected = {k: tuple(v.shape) for k, v in encoder.state_dict().items()}
+    for name, shape in expected.items():
+        if name not in tensors or tuple(tensors[name].shape) != shape:
+            got = list(tensors[name].shape) if name in tensors else "missing"
+            raise SynthError(f"{weights_path}: weight '{name}' is {got}, expected {list(shape)}")
+    unknown = sorted(set(tensors) - set(expected))
+    if unknown:
+        raise SynthError(f"{weights_path}: unexpected weight '{unknown[0]}'")
+    encoder.load_state_dict({k: v.to(torch.float32) for k, v in tensors.items()})
+    return encoder.eval(), meta
+
+
+def encode_audio(encoder: TimbreEncoder, audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(posterior mean, log variance), float32 [D] each, of mono float audio [n] at 48 kHz."""
+    from models.data import log_mel
+
+    mel = log_mel(np.asarray(audio, dtype=np.float32))
+    if mel.shape[0] == 0:
+        raise SynthError("encode: the sound is shorter than one frame (256 samples)")
+    with torch.no_grad():
+        mean, log_variance = encoder(torch.from_numpy(mel)[None])
+    return mean[0].numpy(), log_variance[0].numpy()
