@@ -23,6 +23,8 @@ from synth.dsp.decoder_runtime import (
     F0_FLOOR_HZ,
     LAYER_NORM_EPS,
     LEAKY_SLOPE,
+    MEL_CENTER,
+    MEL_SPREAD,
     NOISE_BIAS,
     check_config,
 )
@@ -34,7 +36,8 @@ class DecoderConfig:
     """sample_rate (Hz) and hop_samples (samples per frame) of the frames; harmonics (H) and
     noise_bands (NB) of the controls; hidden: GRU and MLP width; latent_dims: size of z (0: none);
     instruments: names with a learned z each (instrument_embedding) when latent_dims > 0;
-    f0_range_hz, loudness_range_db: the ranges seen in training, which the inputs are scaled by."""
+    f0_range_hz, loudness_range_db: the ranges seen in training, which the inputs are scaled by;
+    mel_bands: log-mel bands read each frame beside f0 and loudness (0: none; speech needs them)."""
 
     sample_rate: int = 48000
     hop_samples: int = 256
@@ -45,6 +48,7 @@ class DecoderConfig:
     instruments: list[str] = field(default_factory=list)
     f0_range_hz: tuple[float, float] = (30.0, 2000.0)
     loudness_range_db: tuple[float, float] = (-80.0, 0.0)
+    mel_bands: int = 0
 
     @property
     def frame_rate_hz(self) -> float:
@@ -92,7 +96,7 @@ class Decoder(nn.Module):
         config = DecoderConfig.from_dict(config.to_dict())  # validated copy
         self.config = config
         hidden = config.hidden
-        self.in1 = nn.Linear(2 + config.latent_dims, hidden)
+        self.in1 = nn.Linear(2 + config.latent_dims + config.mel_bands, hidden)
         self.in1_norm = nn.LayerNorm(hidden, eps=LAYER_NORM_EPS)
         self.in2 = nn.Linear(hidden, hidden)
         self.in2_norm = nn.LayerNorm(hidden, eps=LAYER_NORM_EPS)
@@ -118,9 +122,10 @@ class Decoder(nn.Module):
         return nn.functional.leaky_relu(norm(linear(x)), LEAKY_SLOPE)
 
     def forward(self, f0_hz: torch.Tensor, loudness_db: torch.Tensor, z: torch.Tensor | None = None,
-                state: torch.Tensor | None = None) -> tuple[dict, torch.Tensor]:
+                state: torch.Tensor | None = None, mel: torch.Tensor | None = None) -> tuple[dict, torch.Tensor]:
         """f0_hz [B, T] (Hz), loudness_db [B, T] (dB), z [B, T, latent_dims] (required when
-        latent_dims > 0), state: GRU hidden [1, B, hidden] from the previous call or None (zeros).
+        latent_dims > 0), state: GRU hidden [1, B, hidden] from the previous call or None (zeros),
+        mel [B, T, mel_bands] log-mel frames (required when mel_bands > 0).
         Returns ({"amplitude": [B, T], "harmonics": [B, T, H], "noise": [B, T, NB]}, new state)."""
         config = self.config
         if f0_hz.dim() != 2 or loudness_db.shape != f0_hz.shape:
@@ -140,6 +145,11 @@ class Decoder(nn.Module):
         parts = [f0_norm[..., None], loud_norm[..., None]]
         if config.latent_dims > 0:
             parts.append(z.to(f0_norm.dtype))
+        if config.mel_bands > 0:
+            if mel is None or mel.shape != (*f0_hz.shape, config.mel_bands):
+                got = None if mel is None else list(mel.shape)
+                raise SynthError(f"decoder: mel must be [batch, frames, {config.mel_bands}], got {got}")
+            parts.append((mel.to(f0_norm.dtype) - MEL_CENTER) / MEL_SPREAD)
         x = self._layer(torch.cat(parts, dim=-1), self.in1, self.in1_norm)
         x = self._layer(x, self.in2, self.in2_norm)
         y, new_state = self.gru(x, state)

@@ -38,6 +38,53 @@ def _write_atomically(path: Path, write) -> None:
             temporary.unlink()
 
 
+def write_model_files(path_stem, module: torch.nn.Module, meta: dict) -> tuple[Path, Path]:
+    """Write a module's weights as `<stem>.safetensors` (float32, never pickle) and `meta` (which
+    names its kind) as `<stem>.json`, each atomically, adding torch_version and created_utc;
+    returns both paths."""
+    from safetensors.torch import save_file
+
+    weights_path, json_path = model_paths(path_stem)
+    meta = {**meta, "torch_version": torch.__version__,
+            "created_utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")}
+    tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in module.state_dict().items()}
+    weights_path.parent.mkdir(parents=True, exist_ok=True)
+    _write_atomically(weights_path, lambda p: save_file(tensors, str(p), metadata={"kind": str(meta["kind"])}))
+    _write_atomically(json_path, lambda p: p.write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8"))
+    return weights_path, json_path
+
+
+def read_safetensors(weights_path) -> dict[str, torch.Tensor]:
+    """Every tensor of a .safetensors file (never unpickling); SynthError naming the file if it is
+    missing or not a safetensors file."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    weights_path = Path(weights_path)
+    if not weights_path.is_file():
+        raise SynthError(f"{weights_path}: weights file not found")
+    try:
+        return load_file(str(weights_path))
+    except (SafetensorError, OSError, ValueError) as error:
+        raise SynthError(f"{weights_path}: not a safetensors file ({error})") from None
+
+
+def load_weights_into(module: torch.nn.Module, weights_path) -> torch.nn.Module:
+    """Load a .safetensors file into `module` (never unpickling), every weight checked against
+    the module's own: SynthError naming the file and the first missing, misshapen or unexpected one."""
+    tensors = read_safetensors(weights_path)
+    expected = {k: tuple(v.shape) for k, v in module.state_dict().items()}
+    for name, shape in expected.items():
+        if name not in tensors or tuple(tensors[name].shape) != shape:
+            got = list(tensors[name].shape) if name in tensors else "missing"
+            raise SynthError(f"{weights_path}: weight '{name}' is {got}, expected {list(shape)}")
+    unknown = sorted(set(tensors) - set(expected))
+    if unknown:
+        raise SynthError(f"{weights_path}: unexpected weight '{unknown[0]}'")
+    module.load_state_dict({k: v.to(torch.float32) for k, v in tensors.items()})
+    return module
+
+
 def save_model(model: Decoder, config: DecoderConfig, path_stem, extra_metadata: dict | None = None) -> tuple[Path, Path]:
     """Write `<path_stem>.safetensors` and `<path_stem>.json`, each atomically; returns both paths.
     extra_metadata (JSON-ready) is merged into the JSON's top level, e.g. training_command, data,
@@ -74,18 +121,10 @@ def load_model(path_stem, device: str = "cpu") -> tuple[Decoder, DecoderConfig, 
     """(Decoder in eval mode on `device`, its config, the whole metadata dict) from the files at
     `path_stem`. Never unpickles. Raises SynthError naming the file and the key that does not fit
     (missing file, format_version, kind, config keys, missing/extra/misshapen weights)."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
     weights_path, json_path = model_paths(path_stem)
     meta = read_metadata(json_path)
     config = DecoderConfig.from_dict(check_metadata(meta, str(json_path)), str(json_path))
-    if not weights_path.is_file():
-        raise SynthError(f"{weights_path}: weights file not found")
-    try:
-        tensors = load_file(str(weights_path))
-    except (SafetensorError, OSError, ValueError) as error:
-        raise SynthError(f"{weights_path}: not a safetensors file ({error})") from None
+    tensors = read_safetensors(weights_path)
     check_weight_shapes({k: tuple(v.shape) for k, v in tensors.items()}, config.to_dict(), str(weights_path))
     model = Decoder(config)
     model.load_state_dict({k: v.to(torch.float32) for k, v in tensors.items()})

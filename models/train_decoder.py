@@ -24,7 +24,7 @@ from safetensors.torch import load_file, save_file
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from models.data import NoteExcerpts, dataset_statistics, read_manifest
+from models.data import HOP_SAMPLES, SAMPLE_RATE, NoteExcerpts, dataset_statistics, read_manifest
 from models.ddsp_synth import multi_resolution_stft_loss, synthesize
 from models.decoder import Decoder, DecoderConfig
 from models.model_files import save_model
@@ -64,8 +64,11 @@ def _controls_audio(model: Decoder, batch: dict, device: str) -> tuple[torch.Ten
     """(predicted audio, target audio) of a batch."""
     f0 = batch["f0_hz"].to(device)
     loudness = batch["loudness_db"].to(device)
-    z = model.instrument_embedding(batch["instrument"].to(device))[:, None, :].expand(-1, f0.shape[1], -1)
-    controls, _ = model(f0, loudness, z)
+    z = None
+    if model.instrument_embedding is not None:
+        z = model.instrument_embedding(batch["instrument"].to(device))[:, None, :].expand(-1, f0.shape[1], -1)
+    mel = batch["mel"].to(device) if model.config.mel_bands else None
+    controls, _ = model(f0, loudness, z, mel=mel)
     target = batch["audio"].to(device)
     white = torch.rand_like(target) * 2.0 - 1.0
     predicted = synthesize(controls, f0, white, model.config.sample_rate, model.config.hop_samples)
@@ -128,32 +131,57 @@ def _load_checkpoint(path: Path, model: Decoder, optimizer: torch.optim.Optimize
     return int(info["step"]), list(info["history"])
 
 
+def start_training(seed: int, threads: int, device: str) -> None:
+    """Seed torch, Python and numpy, set torch's CPU threads (0: its default), and check that a
+    CUDA device asked for exists (SynthError otherwise)."""
+    torch.manual_seed(seed)
+    random.seed(seed)
+    np.random.seed(seed)
+    if threads:
+        torch.set_num_threads(threads)
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise SynthError(f"--device {device}: no CUDA device is available here")
+
+
 def train_decoder(data_folder: str | Path, out_stem: str | Path, settings: TrainSettings = TrainSettings(),
                   checkpoint_dir: str | Path | None = None, resume: bool = False, progress: bool = True,
                   command: str | None = None) -> dict:
     """Train on the data set in `data_folder` (models.data.build_dataset) and write the model as
-    `<out_stem>.safetensors` + `<out_stem>.json`. Returns a summary: steps, train and held-out loss."""
+    `<out_stem>.safetensors` + `<out_stem>.json`. Returns a summary: steps, train and held-out loss.
+    A speech corpus (a folder with metadata.csv, models.speech_data) trains a speech decoder
+    instead: one voice (no instrument table, no z) reading the 128 log-mel bands of each frame
+    beside f0 and loudness, since speech needs the spectral envelope the notes' pitch and loudness
+    cannot give."""
     data_folder, out_stem = Path(data_folder), Path(out_stem)
     checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else out_stem.parent / f"{out_stem.name}.checkpoints"
-    torch.manual_seed(settings.seed)
-    random.seed(settings.seed)
-    np.random.seed(settings.seed)
-    if settings.threads:
-        torch.set_num_threads(settings.threads)
-    if settings.device.startswith("cuda") and not torch.cuda.is_available():
-        raise SynthError(f"--device {settings.device}: no CUDA device is available here")
-    manifest = read_manifest(data_folder)
-    stats = dataset_statistics(data_folder)
-    instruments = sorted({note["instrument"] for note in manifest["notes"]})
-    config = DecoderConfig(sample_rate=manifest["sample_rate"], hop_samples=manifest["hop_samples"],
+    start_training(settings.seed, settings.threads, settings.device)
+    speech = (data_folder / "metadata.csv").is_file()
+    if speech:
+        from models.speech_data import SpeechExcerpts, prepare_features, speech_statistics, split_ids
+
+        prepare_features(data_folder, progress=progress)
+        train_ids, test_ids = split_ids(data_folder)
+        stats = speech_statistics(data_folder, train_ids)
+        instruments, latent_dims, mel_bands, notes = [], 0, 128, len(train_ids) + len(test_ids)
+    else:
+        manifest = read_manifest(data_folder)
+        stats = dataset_statistics(data_folder)
+        instruments = sorted({note["instrument"] for note in manifest["notes"]})
+        latent_dims, mel_bands, notes = settings.latent_dims, 0, len(manifest["notes"])
+    config = DecoderConfig(sample_rate=SAMPLE_RATE, hop_samples=HOP_SAMPLES,
                            harmonics=settings.harmonics, noise_bands=settings.noise_bands, hidden=settings.hidden,
-                           latent_dims=settings.latent_dims, instruments=instruments,
+                           latent_dims=latent_dims, instruments=instruments, mel_bands=mel_bands,
                            f0_range_hz=tuple(stats["f0_range_hz"]), loudness_range_db=tuple(stats["loudness_range_db"]))
     model = Decoder(config).to(settings.device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings.learning_rate)
     decay = settings.final_lr_ratio ** (1.0 / max(settings.steps, 1))
-    train_set = NoteExcerpts(data_folder, "train", settings.excerpt_frames, instruments=instruments, seed=settings.seed)
-    test_set = NoteExcerpts(data_folder, "test", settings.excerpt_frames, instruments=instruments, seed=1234)
+    if speech:
+        train_set = SpeechExcerpts(data_folder, train_ids, "train", settings.excerpt_frames, seed=settings.seed)
+        test_set = SpeechExcerpts(data_folder, test_ids, "test", settings.excerpt_frames, seed=1234)
+    else:
+        train_set = NoteExcerpts(data_folder, "train", settings.excerpt_frames, instruments=instruments,
+                                 seed=settings.seed)
+        test_set = NoteExcerpts(data_folder, "test", settings.excerpt_frames, instruments=instruments, seed=1234)
     train_loader = DataLoader(train_set, batch_size=settings.batch_size, shuffle=True, drop_last=True)
     test_loader = DataLoader(test_set, batch_size=settings.batch_size)
     step, history = 0, []
@@ -190,7 +218,7 @@ def train_decoder(data_folder: str | Path, out_stem: str | Path, settings: Train
                "seconds": time.perf_counter() - started, "history": history}
     save_model(model.cpu(), config, out_stem, {
         "training_command": command or " ".join(shlex.quote(a) for a in sys.argv),
-        "data": {"instruments": instruments, "notes": len(manifest["notes"]), "statistics": stats},
+        "data": {"instruments": instruments, "notes": notes, "statistics": stats, "speech": speech},
         "training": {"steps": step, "batch_size": settings.batch_size, "excerpt_frames": settings.excerpt_frames,
                      "held_out_loss": summary["held_out_loss"], "train_loss": running},
     })

@@ -16,7 +16,6 @@ posterior mean, each instrument's centroid and family, the principal axes, and t
 
 from __future__ import annotations
 
-import random
 import shlex
 import sys
 import time
@@ -33,7 +32,7 @@ from models.data import INSTRUMENTS, NoteExcerpts, _load_note, _split_entries, r
 from models.ddsp_synth import multi_resolution_stft_loss, synthesize
 from models.decoder import Decoder, DecoderConfig
 from models.model_files import load_model, save_model
-from models.train_decoder import _batches, _latest_checkpoint, _load_checkpoint, _save_checkpoint
+from models.train_decoder import _batches, _latest_checkpoint, _load_checkpoint, _save_checkpoint, start_training
 from models.vae import TimbreEncoder, VaeConfig, kl_per_dimension, principal_axes, save_vae
 from synth.errors import SynthError
 
@@ -125,13 +124,7 @@ def train_vae(data_folder, decoder_stem, out_stem, settings: VaeTrainSettings = 
     steps, seconds, held-out loss with encoded z and with the training mean z, KL per dimension."""
     data_folder, out_stem = Path(data_folder), Path(out_stem)
     checkpoint_dir = out_stem.parent / f"{out_stem.name}.checkpoints"
-    torch.manual_seed(settings.seed)
-    random.seed(settings.seed)
-    np.random.seed(settings.seed)
-    if settings.threads:
-        torch.set_num_threads(settings.threads)
-    if settings.device.startswith("cuda") and not torch.cuda.is_available():
-        raise SynthError(f"--device {settings.device}: no CUDA device is available here")
+    start_training(settings.seed, settings.threads, settings.device)
     start_decoder, start_config, _ = load_model(decoder_stem)
     if start_config.latent_dims < 2:
         raise SynthError(f"{decoder_stem}: the decoder takes latent_dims={start_config.latent_dims}; a timbre "

@@ -15,8 +15,6 @@ themselves for plotting, the KL per dimension). synth.dsp.timbre_space reads the
 
 from __future__ import annotations
 
-import datetime
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -99,52 +97,24 @@ def save_vae(encoder: TimbreEncoder, path_stem, space: dict, extra_metadata: dic
     """Write `<stem>.safetensors` (encoder weights) and `<stem>.json` (kind synth.timbre_vae; the
     config plus `space`: decoder (path relative to the JSON), instruments {name: {family,
     centroid}}, mean, axes, axis_std, posterior_means, labels, kl_per_dim), each atomically."""
-    from safetensors.torch import save_file
+    from models.model_files import write_model_files
 
-    from models.model_files import _write_atomically
-
-    weights_path, json_path = model_paths(path_stem)
     meta = {"format_version": VAE_FORMAT_VERSION, "kind": VAE_KIND, "config": encoder.config.to_dict(), **space,
-            "torch_version": torch.__version__,
-            "created_utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")}
-    meta.update(extra_metadata or {})
-    check_vae_metadata(meta, str(json_path))
-    tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in encoder.state_dict().items()}
-    weights_path.parent.mkdir(parents=True, exist_ok=True)
-    _write_atomically(weights_path, lambda p: save_file(tensors, str(p), metadata={"kind": VAE_KIND}))
-    _write_atomically(json_path, lambda p: p.write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8"))
-    return weights_path, json_path
+            **(extra_metadata or {})}
+    check_vae_metadata(meta, str(model_paths(path_stem)[1]))
+    return write_model_files(path_stem, encoder, meta)
 
 
 def load_vae(path_stem) -> tuple[TimbreEncoder, dict]:
     """(encoder in eval mode, metadata) from the files at `path_stem`; never unpickles. SynthError
     naming the file and key that do not fit."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
+    from models.model_files import load_weights_into
     from synth.dsp.decoder_runtime import read_metadata
 
     weights_path, json_path = model_paths(path_stem)
     meta = read_metadata(json_path)
     check_vae_metadata(meta, str(json_path))
-    config = VaeConfig(**meta["config"])
-    encoder = TimbreEncoder(config)
-    if not weights_path.is_file():
-        raise SynthError(f"{weights_path}: weights file not found")
-    try:
-        tensors = load_file(str(weights_path))
-    except (SafetensorError, OSError, ValueError) as error:
-        raise SynthError(f"{weights_path}: not a safetensors file ({error})") from None
-    expected = {k: tuple(v.shape) for k, v in encoder.state_dict().items()}
-    for name, shape in expected.items():
-        if name not in tensors or tuple(tensors[name].shape) != shape:
-            got = list(tensors[name].shape) if name in tensors else "missing"
-            raise SynthError(f"{weights_path}: weight '{name}' is {got}, expected {list(shape)}")
-    unknown = sorted(set(tensors) - set(expected))
-    if unknown:
-        raise SynthError(f"{weights_path}: unexpected weight '{unknown[0]}'")
-    encoder.load_state_dict({k: v.to(torch.float32) for k, v in tensors.items()})
-    return encoder.eval(), meta
+    return load_weights_into(TimbreEncoder(VaeConfig(**meta["config"])), weights_path).eval(), meta
 
 
 def encode_audio(encoder: TimbreEncoder, audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

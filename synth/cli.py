@@ -119,6 +119,8 @@ def _train_decoder(args: argparse.Namespace) -> int:
     data = Path(args.data)
     if args.wavs:
         dataset_from_wavs(args.wavs, data, progress=not args.quiet)
+    elif (data / "metadata.csv").exists():
+        pass  # a speech corpus (LJSpeech layout): trains a speech decoder on it
     elif args.build or not (data / "manifest.json").exists():
         options = {"instruments": args.instruments} if args.instruments else {}
         build_dataset(data, soundfont=args.soundfont, progress=not args.quiet, **options)
@@ -144,6 +146,47 @@ def _train_vae(args: argparse.Namespace) -> int:
           f"{summary['held_out_stft_encoded']:.3f} with encoded z, {summary['held_out_stft_mean_z']:.3f} with the "
           f"training mean z; KL per dimension (nats) {' '.join(f'{x:.2f}' for x in summary['kl_per_dim'])}")
     print(f"timbre model: {Path(args.output).with_suffix('.json')}; decoder: {args.output}-decoder.json")
+    return 0
+
+
+def _train_text_to_mel(args: argparse.Namespace) -> int:
+    from models.train_text_to_mel import TtsTrainSettings, train_text_to_mel
+
+    settings = TtsTrainSettings(steps=args.steps, align_steps=args.align_steps, batch_size=args.batch_size,
+                                learning_rate=args.learning_rate, token_mode=args.tokens, device=args.device,
+                                threads=args.threads, seed=args.seed)
+    summary = train_text_to_mel(args.corpus, args.output, settings, resume=args.resume, progress=not args.quiet)
+    held = summary["held_out"] or {}
+    print(f"trained {summary['steps']} steps in {summary['seconds']:.0f} s on {summary['train_utterances']} "
+          f"utterances ({summary['held_out_utterances']} held out): held-out mel L1 {held.get('mel', float('nan')):.3f}, "
+          f"log-duration error {held.get('duration', float('nan')):.3f}; aligner loss {summary['alignment_loss']:.3f}")
+    print(f"model: {Path(args.output).with_suffix('.json')} (+ .safetensors)")
+    return 0
+
+
+def _speech_corpus(args: argparse.Namespace) -> int:
+    from models.speech_data import build_speech_corpus
+
+    folder = build_speech_corpus(args.output, args.minutes, args.voice, pitch=tuple(args.pitch), seed=args.seed,
+                                 variants=tuple(args.variants))
+    print(f"corpus: {folder} ({(folder / 'corpus.json').read_text().strip()})")
+    return 0
+
+
+def _say(args: argparse.Namespace) -> int:
+    from synth.speech import speak_file
+
+    path, seconds = speak_file(args.text, args.output, rate=args.rate, pitch_semitones=args.pitch,
+                               preset=args.preset, fmt=args.format)
+    print(f"wrote {seconds:.2f} s to {path}")
+    return 0
+
+
+def _sing(args: argparse.Namespace) -> int:
+    from synth.speech import sing_file
+
+    path, seconds = sing_file(args.text, args.melody, args.output, preset=args.preset, fmt=args.format)
+    print(f"wrote {seconds:.2f} s to {path}")
     return 0
 
 
@@ -183,6 +226,15 @@ def _ranged(low: float, high: float, unit: str = ""):
             raise argparse.ArgumentTypeError(f"{value:g} is outside {low:g}..{high:g}{unit}")
         return value
     return parse
+
+
+def _training_options(parser: argparse.ArgumentParser) -> None:
+    """The options every `synth train` command takes: --device, --threads, --seed, --resume, --quiet."""
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -285,11 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
     decoder.add_argument("--learning-rate", type=float, default=2e-3)
     decoder.add_argument("--latent-dims", type=int, default=8, help="size of each instrument's timbre vector")
     decoder.add_argument("--hidden", type=int, default=192, help="GRU size")
-    decoder.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
-    decoder.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's)")
-    decoder.add_argument("--seed", type=int, default=0)
-    decoder.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
-    decoder.add_argument("--quiet", action="store_true", help="no progress bars")
+    _training_options(decoder)
     decoder.set_defaults(run=_train_decoder)
     vae = train.add_parser("vae", help="the timbre VAE, jointly with a trained decoder it then conditions")
     vae.add_argument("--data", required=True, help="a data set folder built by `synth train decoder`")
@@ -302,11 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
     vae.add_argument("--beta", type=float, default=0.05, help="KL weight after the warm-up")
     vae.add_argument("--warmup-steps", type=int, default=400, help="steps over which the KL weight rises from 0")
     vae.add_argument("--free-bits", type=float, default=0.5, help="nats of KL per dimension that cost nothing")
-    vae.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
-    vae.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's)")
-    vae.add_argument("--seed", type=int, default=0)
-    vae.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
-    vae.add_argument("--quiet", action="store_true", help="no progress bars")
+    _training_options(vae)
     vae.set_defaults(run=_train_vae)
 
     transfer = commands.add_parser("transfer", help="timbre transfer: a recording re-played by a decoder instrument")
@@ -318,6 +362,45 @@ def build_parser() -> argparse.ArgumentParser:
     transfer.add_argument("--loudness-offset", type=_ranged(-40, 40, " dB"), default=0.0, help="dB added to the input's loudness")
     transfer.add_argument("--format", choices=("float32", "pcm16", "pcm24"), default="float32")
     transfer.set_defaults(run=_transfer)
+
+    tts = train.add_parser("text-to-mel", help="align a speech corpus (LJSpeech layout) and train text-to-mel on it")
+    tts.add_argument("--corpus", required=True, help="folder with metadata.csv and wavs/ (see `synth speech-corpus`)")
+    tts.add_argument("-o", "--output", required=True, help="model path without extension (.json + .safetensors)")
+    tts.add_argument("--steps", type=int, default=1500)
+    tts.add_argument("--align-steps", type=int, default=600, help="steps of the aligner before the model trains")
+    tts.add_argument("--batch-size", type=int, default=8, help="utterances per step")
+    tts.add_argument("--learning-rate", type=float, default=1e-3)
+    tts.add_argument("--tokens", choices=("auto", "phonemes", "characters"), default="auto",
+                     help="phonemes from espeak-ng, or characters (auto: phonemes where espeak-ng is installed)")
+    _training_options(tts)
+    tts.set_defaults(run=_train_text_to_mel)
+
+    corpus = commands.add_parser("speech-corpus", help="build a speech corpus (LJSpeech layout) with espeak-ng")
+    corpus.add_argument("output", help="corpus folder (grown, not replaced, when it exists)")
+    corpus.add_argument("--minutes", type=float, default=60.0, help="minutes of speech (default 60)")
+    corpus.add_argument("--voice", default="en-us", help="espeak-ng voice (default en-us)")
+    corpus.add_argument("--seed", type=int, default=0, help="order of the sentences (and voices, pitches)")
+    corpus.add_argument("--variants", nargs="+", default=(),
+                        help="espeak-ng voice variants to draw from per utterance (e.g. m1 m3 f2 f4; default: one voice)")
+    corpus.add_argument("--pitch", type=int, nargs=2, metavar=("LOW", "HIGH"), default=(50, 50),
+                        help="espeak-ng pitch 0..99, drawn per utterance from LOW..HIGH (default 50 50)")
+    corpus.set_defaults(run=_speech_corpus)
+
+    say = commands.add_parser("say", help="speak text into a WAV file")
+    say.add_argument("text")
+    say.add_argument("-o", "--output", required=True, help="output WAV file (48 kHz mono)")
+    say.add_argument("--preset", help="a preset whose decoder slot names the speech decoder (default: the shipped one)")
+    say.add_argument("--rate", type=_ranged(0.25, 4.0), default=1.0, help="speaking speed (1 = as trained)")
+    say.add_argument("--pitch", type=_ranged(-24, 24, " semitones"), default=0.0, help="semitones up or down")
+    say.add_argument("--format", choices=("float32", "pcm16", "pcm24"), default="float32")
+    say.set_defaults(run=_say)
+    sing = commands.add_parser("sing", help="sing text on the notes of a MIDI file (one syllable a note)")
+    sing.add_argument("text")
+    sing.add_argument("melody", help="MIDI file with the melody")
+    sing.add_argument("-o", "--output", required=True, help="output WAV file (48 kHz mono)")
+    sing.add_argument("--preset", help="a preset whose decoder slot names the speech decoder (default: the shipped one)")
+    sing.add_argument("--format", choices=("float32", "pcm16", "pcm24"), default="float32")
+    sing.set_defaults(run=_sing)
 
     latent = commands.add_parser("latent", help="plot the timbre space: training notes and instruments, by family")
     latent.add_argument("output", help="PNG file to write")

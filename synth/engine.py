@@ -31,7 +31,8 @@ import numpy as np
 
 from synth.dsp.mix import add_into, all_finite, clear, deinterleave, write_output
 from synth.errors import SynthError
-from synth.events import IMMEDIATE, AllNotesOff, Event, NoteOff, NoteOn, ParamChange, Scheduler, TempoChange
+from synth.events import (IMMEDIATE, AllNotesOff, Event, Lyric, NoteOff, NoteOn, ParamChange, Scheduler, TempoChange,
+                          Utterance)
 from synth.params import ParamSpec
 from synth.plugins import INSTRUMENT, SOURCE, Instrument, Plugin
 
@@ -227,6 +228,10 @@ class Engine:
                 self.tempo_bpm = bpm
                 for slot in self.slots:
                     slot.plugin.set_tempo(bpm)
+            case Utterance(slot_id=slot_id, audio=audio):
+                self._by_id[slot_id].plugin.speak(audio)
+            case Lyric(slot_id=slot_id, table=table):
+                self._by_id[slot_id].plugin.arm_lyric(table)
 
     def _render_segment(self, out: np.ndarray, live_input, offset: int, n: int) -> None:
         bus, source = self._bus, self._source

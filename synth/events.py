@@ -56,7 +56,29 @@ class TempoChange:
     bpm: float
 
 
-Event = NoteOn | NoteOff | AllNotesOff | ParamChange | TempoChange
+@dataclass(frozen=True, slots=True, eq=False)
+class Utterance:
+    """Chain slot `slot_id` (a `voice`) speaks `audio` from this sample on: float32 [samples] at
+    the engine's rate, rendered from `text` off the audio thread (synth.speech)."""
+
+    time_samples: int
+    slot_id: str
+    text: str
+    audio: object
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Lyric:
+    """Chain slot `slot_id` (a `voice`) sings the syllables of `text` on its next notes, one a
+    note; `table` holds them, prepared off the audio thread (synth.plugins.voice.LyricTable)."""
+
+    time_samples: int
+    slot_id: str
+    text: str
+    table: object
+
+
+Event = NoteOn | NoteOff | AllNotesOff | ParamChange | TempoChange | Utterance | Lyric
 IMMEDIATE = -(2**62)  # below any real sample time, even of a bundle timed before the engine started
 
 

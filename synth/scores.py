@@ -92,3 +92,29 @@ def read_midi_score(path: Path, engine: Engine, cc_map: dict[int, tuple[str, str
         elif message.type == "set_tempo":
             events.append(TempoChange(time_samples, mido.tempo2bpm(message.tempo)))
     return events
+
+
+def midi_notes(path: str | Path) -> list[tuple[float, float, int, int]]:
+    """(start_s, end_s, note, velocity) of every note of a MIDI file, all channels, in start order
+    (tempo changes applied; a note-on with velocity 0 ends a note; a note still held at the end
+    ends with the file)."""
+    path = Path(path)
+    try:
+        messages = list(mido.MidiFile(path))
+    except Exception as error:  # mido raises OSError, EOFError, ValueError, KeyError... on bad files
+        raise SynthError(f"{path}: not a readable standard MIDI file ({type(error).__name__}: {error})") from None
+    held: dict[int, tuple[float, int]] = {}
+    notes = []
+    time_s = 0.0
+    for message in messages:
+        time_s += message.time
+        if message.type == "note_on" and message.velocity > 0:
+            if message.note in held:
+                start, velocity = held.pop(message.note)
+                notes.append((start, time_s, message.note, velocity))
+            held[message.note] = (time_s, message.velocity)
+        elif message.type in ("note_off", "note_on") and message.note in held:
+            start, velocity = held.pop(message.note)
+            notes.append((start, time_s, message.note, velocity))
+    notes.extend((start, time_s, note, velocity) for note, (start, velocity) in held.items())
+    return sorted(notes)

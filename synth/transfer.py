@@ -46,7 +46,7 @@ _PYIN_MARGIN = 2.0 ** (1.0 / 12.0)  # the search range is the model's f0 range w
 
 def render_frames(runtime: DecoderRuntime, f0_hz: np.ndarray, loudness_db_: np.ndarray,
                   active: np.ndarray | None = None, harmonics_db: float = 0.0, noise_db: float = 0.0,
-                  seed: int = 0) -> np.ndarray:
+                  seed: int = 0, mel: np.ndarray | None = None) -> np.ndarray:
     """Audio of voice 0 of `runtime` driven by per-frame features, with the noise delay removed.
 
     f0_hz, loudness_db_: float [F] (Hz, dB), frame k being the value at sample (k+1)*hop (the
@@ -54,6 +54,7 @@ def render_frames(runtime: DecoderRuntime, f0_hz: np.ndarray, loudness_db_: np.n
     voice restarts (zero recurrent state, phases, noise tail) when they end. harmonics_db,
     noise_db: gains (dB) of the two parts; seed: the white noise's seed. The runtime must have
     at least one voice; its voice 0 is reset first and keeps its latent (set_voice_instrument).
+    mel: float [F, mel_bands] log-mel frames, required by a model with mel_bands > 0 (speech).
     Returns float32 [F * hop]: sample t holds the harmonics following frame k at t = (k+1)*hop,
     and the noise of those frames advanced by noise_bands - 1 samples; the noise of the last
     such samples comes from holding the last frame.
@@ -76,23 +77,28 @@ def render_frames(runtime: DecoderRuntime, f0_hz: np.ndarray, loudness_db_: np.n
     total = frames + extra
     held = np.concatenate([np.arange(frames), np.full(extra, frames - 1)])
     f0_all, loud_all, active_all = f0_hz[held], loudness_db_[held], active[held]
-    voices = runtime.voices
-    f0_v, loud_v = np.zeros(voices, np.float32), np.zeros(voices, np.float32)
-    on_v = np.zeros(voices, dtype=bool)
+    mel_all = None
+    if runtime.mel_bands:
+        if mel is None or np.shape(mel) != (frames, runtime.mel_bands):
+            raise SynthError(f"render_frames: this model reads mel frames [{frames}, {runtime.mel_bands}], got "
+                             f"{None if mel is None else np.shape(mel)}")
+        mel_all = np.asarray(mel, dtype=np.float32)[held]
     runtime.reset()
+    amplitude, harmonics, noise = runtime.run_sequence(f0_all, loud_all, active_all, mel_all)
+    f0_v, on_v = np.zeros(1, np.float32), np.zeros(1, dtype=bool)
     synth = DecoderSynth(runtime, seed)
     harmonic_gain, noise_gain = 10.0 ** (harmonics_db / 20.0), 10.0 ** (noise_db / 20.0)
     harmonic_out = np.zeros(total * hop, np.float32)
     noise_out = np.zeros(total * hop, np.float32)
     was_on = False
     for k in range(total):
-        f0_v[0], loud_v[0], on_v[0] = f0_all[k], loud_all[k], active_all[k]
+        f0_v[0], on_v[0] = f0_all[k], active_all[k]
         if on_v[0] and not was_on:
             synth.restart_voice(0)
         was_on = bool(on_v[0])
-        runtime.step(f0_v, loud_v, None, on_v)
         block = slice(k * hop, (k + 1) * hop)
-        synth.render_frame(harmonic_out[block], noise_out[block], f0_v, on_v, harmonic_gain, noise_gain)
+        synth.render_frame(harmonic_out[block], noise_out[block], f0_v, on_v, harmonic_gain, noise_gain,
+                           (amplitude[k:k + 1], harmonics[k:k + 1], noise[k:k + 1]))
     return harmonic_out[:frames * hop] + noise_out[delay:delay + frames * hop]
 
 

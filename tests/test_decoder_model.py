@@ -264,6 +264,28 @@ def test_runtime_equals_torch_streaming_with_voices_coming_and_going():
     assert worst < 1e-4
 
 
+def test_a_speech_decoder_reads_mel_frames_the_same_in_torch_and_the_runtime():
+    """mel_bands = 128 (the speech decoder): 2 voices, 12 frames of log-mel beside f0 and loudness;
+    the runtime's controls equal torch's within 1e-4, and the mel matters."""
+    model = model_with(hidden=32, harmonics=16, noise_bands=9, latent_dims=0, instruments=[], mel_bands=128)
+    runtime = DecoderRuntime(export_runtime_weights(model), model.config.to_dict(), 2)
+    f0, loudness = conditioning(2, 12, seed=3)
+    mel = torch.from_numpy(np.random.default_rng(4).normal(-5.0, 3.0, (2, 12, 128)).astype(np.float32))
+    with torch.no_grad():
+        controls, _ = model(f0, loudness, mel=mel)
+        flat, _ = model(f0, loudness, mel=torch.full_like(mel, -5.0))
+    worst = 0.0
+    for t in range(12):
+        runtime.mel[:] = mel[:, t].numpy()
+        runtime.step(f0[:, t].numpy().copy(), loudness[:, t].numpy().copy())
+        worst = max(worst, float(np.max(np.abs(controls["harmonics"][:, t].numpy() - runtime.harmonics))),
+                    float(np.max(np.abs(controls["noise"][:, t].numpy() - runtime.noise))))
+    assert worst < 1e-4
+    assert float((controls["harmonics"] - flat["harmonics"]).abs().max()) > 1e-2
+    with pytest.raises(SynthError, match=r"mel must be \[batch, frames, 128\], got None"):
+        model(f0, loudness)
+
+
 @njit
 def _takes_five_arrays(a, b, c, d, e):
     pass
@@ -300,14 +322,14 @@ def test_runtime_step_allocates_nothing_and_its_time_for_8_voices():
     assert after == before
     assert peak - before < 512
     # numba wraps each array handed in from Python in a small record (counted by its allocator, as
-    # the empty kernel shows); a step hands 37 arrays to its kernels, so any array made inside a
-    # kernel would show as more than 37 per step
+    # the empty kernel shows); a step hands 38 arrays to its kernels, so any array made inside a
+    # kernel would show as more than 38 per step
     _takes_five_arrays(f0, f0, f0, f0, f0)
     empty_before = rtsys.get_allocation_stats().alloc
     _takes_five_arrays(f0, f0, f0, f0, f0)
     assert rtsys.get_allocation_stats().alloc - empty_before == 5
-    assert nrt_after.alloc - nrt_before.alloc == 400 * 37
-    assert nrt_after.free - nrt_before.free == 400 * 37
+    assert nrt_after.alloc - nrt_before.alloc == 400 * 38
+    assert nrt_after.free - nrt_before.free == 400 * 38
     repeats = 300
     started = time.perf_counter()
     for _ in range(repeats):

@@ -240,3 +240,25 @@ def test_synth_play_input_prints_the_latency(jack):
     assert done.returncode == 0, done.stderr
     assert "playing Neural strings (live transfer)" in done.stderr
     assert "live input latency: 14.7 ms added by the chain (analysis window 10.7 ms + frames 4.0 ms)" in done.stderr
+
+
+def _kernels():
+    import numba
+
+    from synth.dsp import decoder_runtime, decoder_voices, features, filtered_noise, mix, noise, oscbank, sample_ring
+
+    modules = (decoder_runtime, decoder_voices, features, filtered_noise, mix, noise, oscbank, sample_ring)
+    return [obj for m in modules for obj in vars(m).values() if isinstance(obj, numba.core.registry.CPUDispatcher)]
+
+
+def test_prepare_compiles_every_kernel_the_live_path_uses(model_json):
+    """After prepare(), a second of live input (and a stretch without) compiles nothing new."""
+    engine = Engine([Slot("t", LiveTransfer(model=model_json))], SR, 64, 2, input_channels=1)
+    engine.prepare()
+    compiled = {kernel: len(kernel.signatures) for kernel in _kernels()}
+    live_input = tone(1.0, [(0.0, 0.0, 0.0), (0.3, 262.0, 0.3)])
+    out = np.zeros((64, 2), np.float32)
+    for start in range(0, live_input.shape[0], 64):
+        engine.process(out, live_input[start:start + 64])
+    engine.process(out)
+    assert {kernel: len(kernel.signatures) for kernel in _kernels()} == compiled

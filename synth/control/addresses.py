@@ -12,6 +12,8 @@
 | /latent                     | z1 .. zD                | the timbre latent of every decoder with a timbre model (files.vae) |
 | /latent/xy                  | x y                     | z on the plane of the two main axes, 0..1 each |
 | /latent/morph               | name_a name_b t         | z between two instruments' centroids, t 0..1 |
+| /say                        | text                    | every `voice` slot speaks the text        |
+| /sing                       | text                    | every `voice` slot's next notes sing its syllables |
 
 Numbers may be ints, floats or booleans (controllers differ). Channels are 1..16.
 """
@@ -23,7 +25,7 @@ from collections.abc import Sequence
 
 from synth.engine import Engine
 from synth.errors import SynthError
-from synth.events import AllNotesOff, Event, NoteOff, NoteOn, ParamChange, TempoChange
+from synth.events import AllNotesOff, Event, Lyric, NoteOff, NoteOn, ParamChange, TempoChange, Utterance
 
 MIN_BPM, MAX_BPM = 20.0, 999.0
 
@@ -90,6 +92,8 @@ class MessageTranslator:
             return [TempoChange(time_samples, bpm)]
         if address in ("/latent", "/latent/xy", "/latent/morph"):
             return self._latent(address, args, time_samples)
+        if address in ("/say", "/sing"):
+            return self._voice(address, args, time_samples)
         if address in self.osc_map:
             slot_id, name = self.osc_map[address]
             return [self._param(address, slot_id, name, args, normalized=True, time_samples=time_samples)]
@@ -129,6 +133,23 @@ class MessageTranslator:
             events.extend(ParamChange(time_samples, slot.id, f"z{i + 1}", float(value)) for i, value in enumerate(z))
         return events
 
+    def _voice(self, address: str, args: Sequence, time_samples: int) -> list[Event]:
+        """An Utterance (/say) or Lyric (/sing) event for every `voice` slot; the speech or the
+        syllable table is made here, on the caller's thread (tens of ms), never on the audio thread."""
+        _arity(address, args, 1, 1)
+        if not isinstance(args[0], str) or not args[0].strip():
+            raise SynthError(f"{address}: expected the text as a string, got {args[0]!r}")
+        slots = [slot for slot in self.engine.slots if hasattr(slot.plugin, "prepare_lyric")]
+        if not slots:
+            raise SynthError(f"{address}: this preset has no voice plugin")
+        text = args[0]
+        try:
+            if address == "/say":
+                return [Utterance(time_samples, slot.id, text, slot.plugin.render_speech(text)) for slot in slots]
+            return [Lyric(time_samples, slot.id, text, slot.plugin.prepare_lyric(text)) for slot in slots]
+        except SynthError as error:
+            raise SynthError(f"{address}: {error}") from None
+
     def _param(self, address, slot_id, name, args, normalized, time_samples) -> ParamChange:
         _arity(address, args, 1, 1)
         try:
@@ -161,4 +182,8 @@ def event_to_message(event: Event) -> tuple[str, list]:
             return f"/param/{slot_id}/{name}", [value]
         case TempoChange(bpm=bpm):
             return "/tempo/raw", [bpm]
+        case Utterance(text=text):
+            return "/say", [text]
+        case Lyric(text=text):
+            return "/sing", [text]
     raise TypeError(f"not an event: {event!r}")

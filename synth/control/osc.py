@@ -30,7 +30,7 @@ from synth.host import Host
 from synth.presets import SHIPPED_PRESETS, load_preset_by_name
 
 MAX_PACKET = 65536
-LATENT_ADDRESSES = ("/latent", "/latent/xy", "/latent/morph")  # synth.control.addresses translates them
+TRANSLATED_ADDRESSES = ("/latent", "/latent/xy", "/latent/morph", "/say", "/sing")  # synth.control.addresses
 SERVER_ADDRESSES = ("/status", "/params", "/notify", "/preset/load", "/tempo/raw", "/play")
 
 
@@ -155,7 +155,7 @@ class OscServer:
             for spec in slot.plugin.param_specs:
                 params += [f"/param/{slot.id}/{spec.name}", f"/param/{slot.id}/{spec.name}/norm"]
         indexed = [f"/fxparam/{number}/value" for number in range(1, len(self._flat_params()) + 1)]
-        return ["/note/on", "/note/off", "/notes/off", *params, *indexed, *self.osc_map, *LATENT_ADDRESSES,
+        return ["/note/on", "/note/off", "/notes/off", *params, *indexed, *self.osc_map, *TRANSLATED_ADDRESSES,
                 *SERVER_ADDRESSES]
 
     def _flat_params(self) -> list[tuple[str, str]]:

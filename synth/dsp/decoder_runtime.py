@@ -8,8 +8,9 @@ DecoderRuntime evaluates the network of models.decoder.Decoder for up to `voices
 per step, on buffers made at construction: matrix products by np.dot(..., out=...) over all voices
 at once, everything else in numba kernels. Each voice has its own GRU state.
 
-Network (the same in torch): features [2 + latent] = (log f0 scaled to [-1, 1] over the training
-f0 range, loudness scaled likewise, z) -> in1, in2 (Linear, LayerNorm, LeakyReLU) -> GRU -> out1
+Network (the same in torch): features [2 + latent + mel] = (log f0 scaled to [-1, 1] over the
+training f0 range, loudness scaled likewise, z, and for a model with mel_bands > 0 (speech) the
+frame's log-mel values as (mel - MEL_CENTER) / MEL_SPREAD) -> in1, in2 (Linear, LayerNorm, LeakyReLU) -> GRU -> out1
 (on the GRU output beside in2's output), out2 -> head -> amplitude = exp_sigmoid, harmonic
 distribution = softmax with harmonics at or above Nyquist set to 0 and the rest renormalised,
 noise band magnitudes = exp_sigmoid(x + NOISE_BIAS). exp_sigmoid(x) = 2 * sigmoid(x) ** ln(10) + 1e-7.
@@ -32,14 +33,16 @@ LEAKY_SLOPE = 0.01  # LeakyReLU slope of the MLP layers
 LAYER_NORM_EPS = 1e-5
 F0_FLOOR_HZ = 1.0  # f0 below this (unvoiced 0 Hz) is read as this before the log
 NOISE_BIAS = -4.0  # added to the noise head before exp_sigmoid: the noise starts quiet
+MEL_CENTER, MEL_SPREAD = -5.0, 4.0  # log-mel inputs (natural log of power) are centred and scaled by these
 EXP_SIGMOID_MAX = 2.0
 EXP_SIGMOID_EXPONENT = math.log(10.0)
 EXP_SIGMOID_FLOOR = 1e-7
 
 CONFIG_KEYS = ("sample_rate", "hop_samples", "harmonics", "noise_bands", "hidden", "latent_dims",
-               "instruments", "f0_range_hz", "loudness_range_db")
+               "instruments", "f0_range_hz", "loudness_range_db", "mel_bands")
+OPTIONAL_CONFIG = {"mel_bands": 0}  # keys a model file may leave out (files written before they existed)
 _INT_MINIMUM = {"sample_rate": 1, "hop_samples": 1, "harmonics": 1, "noise_bands": 2, "hidden": 1,
-                "latent_dims": 0}
+                "latent_dims": 0, "mel_bands": 0}
 _F32 = np.dtype(np.float32)
 _BOOL = np.dtype(np.bool_)
 
@@ -61,9 +64,9 @@ def check_config(config, where: str) -> dict:
         raise SynthError(f"{where}: key 'config' must be an object, got {type(config).__name__}")
     clean = {}
     for key in CONFIG_KEYS:
-        if key not in config:
+        if key not in config and key not in OPTIONAL_CONFIG:
             raise SynthError(f"{where}: key 'config.{key}' is missing")
-        value = config[key]
+        value = config.get(key, OPTIONAL_CONFIG.get(key))
         if key in _INT_MINIMUM:
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < _INT_MINIMUM[key]:
                 raise SynthError(f"{where}: key 'config.{key}'={value!r} must be an integer >= {_INT_MINIMUM[key]}")
@@ -92,7 +95,7 @@ def expected_weight_shapes(config: dict) -> dict[str, tuple[int, ...]]:
     """Name -> shape of every weight of a decoder with this (checked) config: the state_dict of
     models.decoder.Decoder and the arrays DecoderRuntime needs."""
     hidden, harmonics, bands = config["hidden"], config["harmonics"], config["noise_bands"]
-    inputs = 2 + config["latent_dims"]
+    inputs = 2 + config["latent_dims"] + config["mel_bands"]
     shapes = {}
     for name, fan_in in (("in1", inputs), ("in2", hidden), ("out1", 2 * hidden), ("out2", hidden)):
         shapes[f"{name}.weight"] = (hidden, fan_in)
@@ -140,17 +143,22 @@ def read_metadata(json_path) -> dict:
     return meta
 
 
-def check_metadata(meta: dict, where: str) -> dict:
-    """Check a model's metadata (format_version 1, kind "synth.decoder", a valid config) and return
-    the clean config. Raises SynthError naming `where` (the JSON file) and the key."""
+def check_kind(meta: dict, where: str, kind: str, version: int) -> None:
+    """SynthError naming `where` unless meta has format_version `version`, kind `kind` and a config
+    (every model file of the project: decoder, timbre VAE, text-to-mel)."""
     for key in ("format_version", "kind", "config"):
         if key not in meta:
             raise SynthError(f"{where}: key '{key}' is missing")
-    if meta["format_version"] != FORMAT_VERSION or isinstance(meta["format_version"], bool):
-        raise SynthError(f"{where}: key 'format_version'={meta['format_version']!r} is not supported "
-                         f"(expected {FORMAT_VERSION})")
-    if meta["kind"] != MODEL_KIND:
-        raise SynthError(f"{where}: key 'kind'={meta['kind']!r}, expected {MODEL_KIND!r}")
+    if meta["format_version"] != version or isinstance(meta["format_version"], bool):
+        raise SynthError(f"{where}: key 'format_version'={meta['format_version']!r} is not supported (expected {version})")
+    if meta["kind"] != kind:
+        raise SynthError(f"{where}: key 'kind'={meta['kind']!r}, expected {kind!r}")
+
+
+def check_metadata(meta: dict, where: str) -> dict:
+    """Check a model's metadata (format_version 1, kind "synth.decoder", a valid config) and return
+    the clean config. Raises SynthError naming `where` (the JSON file) and the key."""
+    check_kind(meta, where, MODEL_KIND, FORMAT_VERSION)
     return check_config(meta["config"], where)
 
 
@@ -221,10 +229,12 @@ class DecoderRuntime:
                                  float(config["sample_rate"])])
         self.state = np.zeros((v, hidden), np.float32)
         self.latent = np.zeros((v, self.latent_dims), np.float32)
+        self.mel_bands = config["mel_bands"]
+        self.mel = np.zeros((v, self.mel_bands), np.float32)
         self.amplitude = np.zeros(v, np.float32)
         self.harmonics = np.zeros((v, harmonics), np.float32)
         self.noise = np.zeros((v, bands), np.float32)
-        self._features = np.zeros((v, 2 + self.latent_dims), np.float32)
+        self._features = np.zeros((v, 2 + self.latent_dims + self.mel_bands), np.float32)
         self._a1, self._a2 = np.zeros((v, hidden), np.float32), np.zeros((v, hidden), np.float32)
         self._gi, self._gh = np.zeros((v, 3 * hidden), np.float32), np.zeros((v, 3 * hidden), np.float32)
         self._joined = np.zeros((v, 2 * hidden), np.float32)
@@ -236,7 +246,9 @@ class DecoderRuntime:
              active: np.ndarray | None = None) -> None:
         """Advance every active voice one frame. f0_hz float32 [V] (Hz), loudness_db float32 [V]
         (dB), z float32 [V, latent_dims] or None (then self.latent), active bool [V] or None (all).
-        Results go to self.amplitude, self.harmonics, self.noise. Allocates nothing."""
+        A model with mel_bands > 0 reads each voice's log-mel frame from self.mel [V, mel_bands]
+        (write it before the step). Results go to self.amplitude, self.harmonics, self.noise.
+        Allocates nothing."""
         latent = self.latent if z is None else z
         active = self._all_active if active is None else active
         v = self.voices
@@ -246,7 +258,7 @@ class DecoderRuntime:
                 and loudness_db.flags.c_contiguous and latent.flags.c_contiguous and active.flags.c_contiguous):
             self._check_step(f0_hz, loudness_db, latent, active)
         (w1, b1, g1, s1), (w2, b2, g2, s2), (w3, b3, g3, s3), (w4, b4, g4, s4) = self._layers
-        _features(f0_hz, loudness_db, latent, self._params, self._features)
+        _features(f0_hz, loudness_db, latent, self.mel, self._params, self._features)
         np.dot(self._features, w1, out=self._a1)
         _bias_norm_act(self._a1, b1, g1, s1)
         np.dot(self._a1, w2, out=self._a2)
@@ -260,6 +272,54 @@ class DecoderRuntime:
         _bias_norm_act(self._o2, b4, g4, s4)
         np.dot(self._o2, self._w_head, out=self._head)
         _heads(self._head, self._b_head, f0_hz, active, self._params, self.amplitude, self.harmonics, self.noise)
+
+    def run_sequence(self, f0_hz: np.ndarray, loudness_db: np.ndarray, active: np.ndarray,
+                     mel: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Voice 0 over a whole sequence at once (offline rendering): float32 f0_hz, loudness_db [F],
+        bool active [F], mel [F, mel_bands] for a speech model; z = self.latent[0]. The voice starts
+        afresh (zero GRU state) at the first frame and wherever an inactive stretch ends. Returns
+        new arrays (amplitude [F], harmonics [F, H], noise [F, NB]), equal (to float32 rounding) to
+        stepping frame by frame; only the GRU runs frame by frame, every other layer is one matrix
+        product over all frames. self.state ends as voice 0's would after the last step."""
+        frames = int(np.shape(f0_hz)[0])
+        f0_hz = np.ascontiguousarray(f0_hz, dtype=np.float32)
+        loudness_db = np.ascontiguousarray(loudness_db, dtype=np.float32)
+        active = np.ascontiguousarray(active, dtype=np.bool_)
+        mel = np.zeros((frames, 0), np.float32) if mel is None else np.ascontiguousarray(mel, dtype=np.float32)
+        if loudness_db.shape != (frames,) or active.shape != (frames,) or mel.shape != (frames, self.mel_bands):
+            raise SynthError(f"DecoderRuntime.run_sequence: f0_hz {f0_hz.shape}, loudness_db {loudness_db.shape}, "
+                             f"active {active.shape} and mel {mel.shape} must cover the same {frames} frames "
+                             f"(mel with {self.mel_bands} bands)")
+        (w1, b1, g1, s1), (w2, b2, g2, s2), (w3, b3, g3, s3), (w4, b4, g4, s4) = self._layers
+        latent = np.ascontiguousarray(np.repeat(self.latent[:1], frames, axis=0))
+        features = np.zeros((frames, self._features.shape[1]), np.float32)
+        _features(f0_hz, loudness_db, latent, mel, self._params, features)
+        a1 = features @ w1
+        _bias_norm_act(a1, b1, g1, s1)
+        a2 = a1 @ w2
+        _bias_norm_act(a2, b2, g2, s2)
+        gi = a2 @ self._w_ih
+        joined = np.zeros((frames, self._joined.shape[1]), np.float32)
+        state = np.zeros((1, self.state.shape[1]), np.float32)
+        gh = np.zeros((1, gi.shape[1]), np.float32)
+        was_active = False
+        for k in range(frames):
+            if active[k] and not was_active:
+                state[:] = 0.0
+            was_active = bool(active[k])
+            np.dot(state, self._w_hh, out=gh)
+            _gru_update(gi[k:k + 1], gh, self._b_ih, self._b_hh, a2[k:k + 1], active[k:k + 1], state, joined[k:k + 1])
+        self.state[0] = state[0]
+        o1 = joined @ w3
+        _bias_norm_act(o1, b3, g3, s3)
+        o2 = o1 @ w4
+        _bias_norm_act(o2, b4, g4, s4)
+        head = o2 @ self._w_head
+        amplitude = np.zeros(frames, np.float32)
+        harmonics = np.zeros((frames, self.harmonics.shape[1]), np.float32)
+        noise = np.zeros((frames, self.noise.shape[1]), np.float32)
+        _heads(head, self._b_head, f0_hz, active, self._params, amplitude, harmonics, noise)
+        return amplitude, harmonics, noise
 
     def _check_step(self, f0_hz, loudness_db, latent, active) -> None:
         """Raise SynthError naming the first argument of step() of the wrong dtype or shape."""
@@ -311,15 +371,19 @@ def _exp_sigmoid(x):
 
 
 @njit(nogil=True, cache=True)
-def _features(f0_hz, loudness_db, latent, params, features):
+def _features(f0_hz, loudness_db, latent, mel, params, features):
     """features[v] = (log f0 scaled to [-1, 1] over params[0:2] (log Hz), loudness scaled to [-1, 1]
-    over params[2:4] (dB), latent[v]); f0 below F0_FLOOR_HZ reads as F0_FLOOR_HZ."""
+    over params[2:4] (dB), latent[v], (mel[v] - MEL_CENTER) / MEL_SPREAD); f0 below F0_FLOOR_HZ
+    reads as F0_FLOOR_HZ."""
+    dims = latent.shape[1]
     for v in range(features.shape[0]):
         log_f0 = math.log(max(float(f0_hz[v]), F0_FLOOR_HZ))
         features[v, 0] = 2.0 * (log_f0 - params[0]) / (params[1] - params[0]) - 1.0
         features[v, 1] = 2.0 * (float(loudness_db[v]) - params[2]) / (params[3] - params[2]) - 1.0
-        for j in range(latent.shape[1]):
+        for j in range(dims):
             features[v, 2 + j] = latent[v, j]
+        for j in range(mel.shape[1]):
+            features[v, 2 + dims + j] = (mel[v, j] - MEL_CENTER) / MEL_SPREAD
 
 
 @njit(nogil=True, cache=True)

@@ -62,16 +62,18 @@ class DecoderSynth:
             array[...] = 0.0
 
     def render_frame(self, harmonic_out: np.ndarray, noise_out: np.ndarray, f0_hz: np.ndarray,
-                     active: np.ndarray, harmonic_gain: float, noise_gain: float) -> None:
+                     active: np.ndarray, harmonic_gain: float, noise_gain: float, controls: tuple | None = None) -> None:
         """Add one hop of the runtime's last step into harmonic_out[0:hop] and noise_out[0:hop]
         (float32; the same array for a mix). f0_hz: float32 [voices] (Hz) the step was given;
-        active: bool [voices] (inactive voices glide to silence); harmonic_gain, noise_gain: linear."""
-        runtime = self.runtime
-        harmonic_partials(f0_hz, runtime.amplitude, runtime.harmonics, active, harmonic_gain,
+        active: bool [voices] (inactive voices glide to silence); harmonic_gain, noise_gain: linear;
+        controls: (amplitude [voices], harmonics [voices, H], noise [voices, NB]) to render instead
+        of the runtime's last step (a frame of DecoderRuntime.run_sequence)."""
+        amplitude, harmonics, noise = controls or (self.runtime.amplitude, self.runtime.harmonics, self.runtime.noise)
+        harmonic_partials(f0_hz, amplitude, harmonics, active, harmonic_gain,
                           self._freq_start, self._amp_start, self._freq_end, self._amp_end)
         render_partials(harmonic_out, self.hop, self._freq_start, self._freq_end, self._amp_start, self._amp_end,
                         self._phase, self.sample_rate, self._workspace)
         np.copyto(self._freq_start, self._freq_end)
         np.copyto(self._amp_start, self._amp_end)
-        noise_voices(noise_out, self.hop, self._rng, self._white, runtime.noise, noise_gain, active, self._bands,
+        noise_voices(noise_out, self.hop, self._rng, self._white, noise, noise_gain, active, self._bands,
                      self._taps, self._overlap)

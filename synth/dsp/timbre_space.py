@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from synth.dsp.decoder_runtime import model_paths, read_metadata
+from synth.dsp.decoder_runtime import check_kind, model_paths, read_metadata
 from synth.errors import SynthError
 
 VAE_FORMAT_VERSION = 1
@@ -34,15 +34,10 @@ def _vector(value, size: int, where: str, key: str) -> np.ndarray:
 def check_vae_metadata(meta: dict, where: str) -> dict:
     """Check a timbre model's JSON (format_version, kind, config, instruments, mean, axes,
     axis_std, posterior_means, labels); returns it. SynthError naming `where` and the key."""
-    for key in ("format_version", "kind", "config", "decoder", "instruments", "mean", "axes", "axis_std",
-                "posterior_means", "labels"):
+    check_kind(meta, where, VAE_KIND, VAE_FORMAT_VERSION)
+    for key in ("decoder", "instruments", "mean", "axes", "axis_std", "posterior_means", "labels"):
         if key not in meta:
             raise SynthError(f"{where}: key '{key}' is missing")
-    if meta["format_version"] != VAE_FORMAT_VERSION or isinstance(meta["format_version"], bool):
-        raise SynthError(f"{where}: key 'format_version'={meta['format_version']!r} is not supported "
-                         f"(expected {VAE_FORMAT_VERSION})")
-    if meta["kind"] != VAE_KIND:
-        raise SynthError(f"{where}: key 'kind'={meta['kind']!r}, expected {VAE_KIND!r}")
     config = meta["config"]
     dims = config.get("latent_dims") if isinstance(config, dict) else None
     if isinstance(dims, bool) or not isinstance(dims, int) or not 2 <= dims <= 16:

@@ -15,10 +15,11 @@ from synth.plugins.gain_pan import GainPan
 from synth.plugins.noise import NoiseSource
 from synth.plugins.oscillator import Oscillator
 from synth.plugins.transfer import LiveTransfer
+from synth.plugins.voice import Voice
 
 ENTRY_POINT_GROUP = "synth.plugins"
-BUILTIN_PLUGINS: tuple[type[Plugin], ...] = (Oscillator, Additive, NeuralDecoder, LiveTransfer, NoiseSource, AudioInput,
-                                                  GainPan, Delay)
+BUILTIN_PLUGINS: tuple[type[Plugin], ...] = (Oscillator, Additive, NeuralDecoder, LiveTransfer, Voice, NoiseSource,
+                                                  AudioInput, GainPan, Delay)
 
 _registry: dict[str, type[Plugin]] = {cls.name: cls for cls in BUILTIN_PLUGINS}
 _entry_point_errors: list[str] = []

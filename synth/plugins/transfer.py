@@ -118,7 +118,9 @@ class LiveTransfer(Plugin):
         self._was_active = False
 
     def warm_up(self) -> None:
-        """Compile every kernel: feed silence until a frame has been rendered, then read a block."""
+        """Compile every kernel: restart the voice (as sound after silence does), feed silence until
+        a frame has been rendered, then read a block."""
+        self._synth.restart_voice(0)
         silence = np.zeros((self.max_block, self.input_channel), dtype=np.float32)
         while self._written_until == self.frame_delay_samples:
             self.begin_input(silence, 0, self.max_block)

@@ -1,0 +1,129 @@
+"""Text-to-mel plus the speech decoder against the reference speech of held-out sentences, and speed.
+
+For each held-out utterance of the corpus (never seen in training; models.speech_data's split):
+- ours: `Speaker.say` of its normalised text (predicted durations, pitch, energy; the speech
+  decoder renders the frames), the whole text-to-audio path;
+- decoder only: the speech decoder re-playing the recording's own mel, f0 and loudness frames
+  (the vocoder's share of the error);
+- Griffin-Lim: the recording's own log-mel frames -> torchaudio InverseMelScale -> GriffinLim (32
+  iterations, n_fft 2048, hop 256), an oracle mel vocoder with no network.
+Mel cepstral distortion against the recording: 24 cepstral coefficients (c1..c24 of the
+log-amplitude 128-band mel spectrum, scaled as a Fourier cepstrum), frames aligned by DTW (librosa.sequence.dtw on those
+coefficients), MCD = 10 / ln 10 * sqrt(2 * sum_d (c_d - c'_d)^2) averaged over the path (dB; lower
+is better; the two other rows use the same alignment procedure, though their frames line up
+already). Duration error: per token, |predicted - aligned| frames (ms) against the durations the
+aligner measured on the recording, mean over tokens, and the error of the utterance's total length.
+
+Speed: text (espeak-ng phonemes included) to audio for a sentence of about 10 s, on one CPU core
+(torch and BLAS one thread), best of --repeats; the realtime factor is audio seconds per second.
+
+Usage: .venv/bin/python bench/text_to_mel.py [--corpus data/speech] [--tts presets/models/speech-tts]
+       [--decoder presets/models/speech-decoder] [--utterances 20] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import numpy as np
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import librosa  # noqa: E402
+import torch  # noqa: E402
+from scipy.fft import dct  # noqa: E402
+
+from models.data import HOP_SAMPLES, MEL, SAMPLE_RATE, log_mel  # noqa: E402
+from models.speech_data import load_features, read_metadata, split_ids  # noqa: E402
+from synth.speech import Speaker  # noqa: E402
+from synth.transfer import render_frames  # noqa: E402
+
+CEPSTRA = 24
+
+
+def cepstra(audio: np.ndarray) -> np.ndarray:
+    """c1..c24 [frames, 24]: the cepstrum of the log-amplitude mel spectrum (natural log, half the
+    log power), c_k = (1/N) sum_n 2 L_n cos(pi k (n + 1/2) / N) over the N = 128 bands, which
+    scales as a Fourier cepstrum does (and so as SPTK's mel-cepstra the MCD formula assumes)."""
+    log_amplitude = 0.5 * log_mel(audio.astype(np.float32))
+    return dct(log_amplitude, type=2, norm=None, axis=1)[:, 1:CEPSTRA + 1] / log_amplitude.shape[1]
+
+
+def mcd_db(reference: np.ndarray, other: np.ndarray) -> float:
+    """Mean mel cepstral distortion (dB) of `other` against `reference` along their DTW path."""
+    a, b = cepstra(reference), cepstra(other)
+    _, path = librosa.sequence.dtw(a.T, b.T, metric="euclidean")
+    diff = a[path[:, 0]] - b[path[:, 1]]
+    return float(np.mean(10.0 / np.log(10.0) * np.sqrt(2.0 * np.sum(diff ** 2, axis=1))))
+
+
+def griffin_lim(mel: np.ndarray) -> np.ndarray:
+    import torchaudio
+
+    inverse = torchaudio.transforms.InverseMelScale(n_stft=MEL["n_fft"] // 2 + 1, n_mels=MEL["n_mels"],
+                                                    sample_rate=SAMPLE_RATE, f_min=0.0, f_max=SAMPLE_RATE / 2,
+                                                    mel_scale=MEL["mel_scale"])
+    gl = torchaudio.transforms.GriffinLim(n_fft=MEL["n_fft"], hop_length=HOP_SAMPLES, n_iter=32, power=2.0)
+    with torch.no_grad():
+        power = inverse(torch.from_numpy(np.exp(mel.T.astype(np.float32))))
+        return gl(power).numpy()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--corpus", default="data/speech")
+    parser.add_argument("--tts", default="presets/models/speech-tts")
+    parser.add_argument("--decoder", default="presets/models/speech-decoder")
+    parser.add_argument("--utterances", type=int, default=20)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    speaker = Speaker(args.tts + ".json", args.decoder + ".json")
+    texts = {uid: normalized for uid, _, normalized in read_metadata(args.corpus)}
+    _, held = split_ids(args.corpus)
+    held = held[:args.utterances]
+    aligned = np.load(os.path.join(args.corpus, "durations.npz"))
+    frame_ms = 1000.0 * HOP_SAMPLES / SAMPLE_RATE
+    rows = {"ours (text to audio)": [], "speech decoder on the recording's frames": [], "Griffin-Lim (32 it.)": []}
+    token_errors, length_errors = [], []
+    for uid in held:
+        features = load_features(args.corpus, uid)
+        reference = features["audio"]
+        ours = speaker.say(texts[uid])
+        rows["ours (text to audio)"].append(mcd_db(reference, ours))
+        loud = features["loudness_db"]
+        vocoded = render_frames(speaker.runtime, features["f0_hz"], loud, loud >= -80.0, mel=features["mel"])
+        rows["speech decoder on the recording's frames"].append(mcd_db(reference, vocoded))
+        rows["Griffin-Lim (32 it.)"].append(mcd_db(reference, griffin_lim(features["mel"])))
+        predicted = speaker.frames(texts[uid])["durations"]
+        truth = aligned[uid]
+        if predicted.size == truth.size:
+            token_errors.append(np.mean(np.abs(predicted - truth)) * frame_ms)
+            length_errors.append(abs(predicted.sum() - truth.sum()) / truth.sum())
+    print(f"{len(held)} held-out sentences of {args.corpus}: mel cepstral distortion (dB, c1..c{CEPSTRA}, DTW-aligned)")
+    for name, values in rows.items():
+        print(f"  {name:42s} mean {np.mean(values):6.2f}  median {np.median(values):6.2f}")
+    print(f"token durations against the aligner's on the recordings: mean |error| {np.mean(token_errors):.1f} ms a "
+          f"token ({len(token_errors)} sentences); utterance length error {100 * np.mean(length_errors):.1f}%")
+
+    sentence = " ".join(texts[uid] for uid in held)
+    words = sentence.split()
+    text, seconds = "", 0.0
+    for count in range(4, len(words) + 1, 2):
+        text = " ".join(words[:count])
+        seconds = speaker.say(text).size / SAMPLE_RATE
+        if seconds >= 10.0:
+            break
+    best = float("inf")
+    for _ in range(args.repeats):
+        started = time.perf_counter()
+        audio = speaker.say(text)
+        best = min(best, time.perf_counter() - started)
+    print(f"speed: {audio.size / SAMPLE_RATE:.1f} s of speech ({len(text.split())} words) in {1000 * best:.0f} ms on one "
+          f"core: {audio.size / SAMPLE_RATE / best:.1f}x realtime (goal 50x)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,281 @@
+"""`synth train text-to-mel`: align a speech corpus, then train the text-to-mel model on it.
+
+1. Features (models.speech_data.prepare_features) for every utterance not yet done.
+2. The vocabulary of the training utterances' tokens, and the feature statistics.
+   Stress marks are joined to their phonemes (models.text.join_stress).
+3. Alignment: the aligner (models.alignment) trains for `align_steps` steps on the training
+   utterances, each step on the monotonic alignment it finds itself (an even spread for the first
+   tenth), then aligns every utterance. Durations are written to `<corpus>/durations.npz` (id ->
+   frames per token) together with the final alignment loss.
+4. Text-to-mel (models.text_to_mel), teacher-forced with those durations and the per-token mean
+   log f0 (voiced frames) and loudness: L1 on the standardised mel, squared error on log(1 +
+   duration), token pitch and energy, frame log f0 (voiced frames) and loudness, and the voicing
+   cross-entropy. Progress bar, checkpoints every `checkpoint_every` steps, --resume, held-out
+   loss every `eval_every` steps, GPU with --device cuda.
+"""
+
+from __future__ import annotations
+
+import random
+import shlex
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from models.alignment import Aligner, align, even_durations, frame_log_likelihood
+from models.speech_data import load_features, prepare_features, split_ids
+from models.text import Vocabulary, join_stress
+from models.text_to_mel import TextToMel, TextToMelConfig, save_text_to_mel
+from models.train_decoder import _latest_checkpoint, _load_checkpoint, _save_checkpoint, start_training
+from synth.errors import SynthError
+
+
+@dataclass
+class TtsTrainSettings:
+    steps: int = 1500
+    align_steps: int = 600
+    batch_size: int = 8
+    learning_rate: float = 1e-3
+    width: int = 128
+    eval_every: int = 250
+    checkpoint_every: int = 250
+    token_mode: str = "auto"
+    seed: int = 0
+    device: str = "cpu"
+    threads: int = 0
+
+
+class Utterance:
+    """One utterance in memory: ids (int64 [N]), standardised mel [T, 128], log f0 [T], voiced [T],
+    loudness [T] (standardised), and once aligned its durations [N]."""
+
+    def __init__(self, uid: str, arrays: dict, vocabulary: Vocabulary, stats: dict):
+        self.uid = uid
+        self.tokens = join_stress(list(arrays["tokens"]))
+        self.ids = vocabulary.encode(self.tokens)
+        frames = arrays["mel"].shape[0]
+        self.mel = ((arrays["mel"] - stats["mel_mean"]) / stats["mel_std"]).astype(np.float32)
+        f0 = np.maximum(arrays["f0_hz"][:frames], 1.0)
+        self.log_f0 = ((np.log(f0) - stats["log_f0_mean"]) / stats["log_f0_std"]).astype(np.float32)
+        self.voiced = arrays["voiced"][:frames].astype(bool)
+        self.loudness = ((arrays["loudness_db"][:frames] - stats["loudness_mean_db"])
+                         / stats["loudness_std_db"]).astype(np.float32)
+        self.durations = None
+
+    def token_targets(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per token: the mean standardised log f0 of its voiced frames (0 where none is voiced) and
+        its mean standardised loudness."""
+        edges = np.concatenate([[0], np.cumsum(self.durations)])
+        f0, loud = np.zeros(len(self.ids), np.float32), np.zeros(len(self.ids), np.float32)
+        for i in range(len(self.ids)):
+            a, b = edges[i], edges[i + 1]
+            voiced = self.voiced[a:b]
+            f0[i] = self.log_f0[a:b][voiced].mean() if voiced.any() else 0.0
+            loud[i] = self.loudness[a:b].mean()
+        return f0, loud
+
+
+def corpus_statistics(folder: Path, uids: list[str]) -> dict:
+    """Feature statistics of the given utterances: log f0 over voiced frames, loudness, mel per band."""
+    log_f0, loud, mel_sum, mel_square, frames = [], [], 0.0, 0.0, 0
+    for uid in uids:
+        arrays = load_features(folder, uid)
+        voiced = arrays["voiced"].astype(bool) & (arrays["f0_hz"] > 0)
+        log_f0.append(np.log(arrays["f0_hz"][voiced]))
+        loud.append(arrays["loudness_db"])
+        mel = arrays["mel"].astype(np.float64)
+        mel_sum = mel_sum + mel.sum(axis=0)
+        mel_square = mel_square + (mel ** 2).sum(axis=0)
+        frames += mel.shape[0]
+    log_f0, loud = np.concatenate(log_f0), np.concatenate(loud)
+    mel_mean = mel_sum / frames
+    mel_std = np.sqrt(np.maximum(mel_square / frames - mel_mean ** 2, 1e-4))
+    return {"log_f0_mean": float(log_f0.mean()), "log_f0_std": float(log_f0.std()),
+            "loudness_mean_db": float(loud.mean()), "loudness_std_db": float(loud.std()),
+            "mel_mean": mel_mean.astype(np.float32).tolist(), "mel_std": mel_std.astype(np.float32).tolist(),
+            "frames": frames}
+
+
+def _stats_arrays(stats: dict) -> dict:
+    return {k: (np.asarray(v, np.float32) if isinstance(v, list) else v) for k, v in stats.items()}
+
+
+def train_aligner(utterances: list[Utterance], vocabulary_size: int, steps: int, device: str, seed: int,
+                  progress: bool = True) -> tuple[Aligner, float]:
+    """Train the aligner (see the module docstring); returns it and its last running loss."""
+    torch.manual_seed(seed)
+    aligner = Aligner(vocabulary_size).to(device)
+    optimizer = torch.optim.Adam(aligner.parameters(), lr=2e-3)
+    rng = random.Random(seed)
+    running = None
+    for step in tqdm(range(steps), desc="aligner", unit="step", disable=not progress):
+        batch = rng.sample(utterances, min(8, len(utterances)))
+        loss = 0.0
+        for utterance in batch:
+            means = aligner(torch.from_numpy(utterance.ids)[None].to(device))[0]
+            mel = torch.from_numpy(utterance.mel).to(device)
+            likelihood = frame_log_likelihood(means, mel)
+            if step < steps // 10:
+                durations = even_durations(len(utterance.ids), mel.shape[0])
+            else:
+                durations = align(likelihood.detach().cpu().numpy())
+            path = torch.repeat_interleave(torch.arange(len(durations), device=device),
+                                           torch.from_numpy(durations).to(device))
+            loss = loss - likelihood[path, torch.arange(mel.shape[0], device=device)].mean() / mel.shape[1]
+        loss = loss / len(batch)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        value = float(loss.detach())
+        running = value if running is None else 0.95 * running + 0.05 * value
+    return aligner.eval(), running
+
+
+def _batch(utterances: list[Utterance], device: str) -> dict:
+    longest_n = max(len(u.ids) for u in utterances)
+    longest_t = max(u.mel.shape[0] for u in utterances)
+    b = len(utterances)
+    tokens = np.zeros((b, longest_n), np.int64)
+    durations = np.zeros((b, longest_n), np.int64)
+    token_f0 = np.zeros((b, longest_n), np.float32)
+    token_loud = np.zeros((b, longest_n), np.float32)
+    token_voiced = np.zeros((b, longest_n), bool)
+    mel = np.zeros((b, longest_t, 128), np.float32)
+    log_f0 = np.zeros((b, longest_t), np.float32)
+    voiced = np.zeros((b, longest_t), np.float32)
+    loud = np.zeros((b, longest_t), np.float32)
+    frames = np.zeros((b, longest_t), bool)
+    for i, u in enumerate(utterances):
+        n, t = len(u.ids), u.mel.shape[0]
+        tokens[i, :n], durations[i, :n] = u.ids, u.durations
+        f0_targets, loud_targets = u.token_targets()
+        token_f0[i, :n], token_loud[i, :n] = f0_targets, loud_targets
+        edges = np.concatenate([[0], np.cumsum(u.durations)])
+        token_voiced[i, :n] = [u.voiced[edges[j]:edges[j + 1]].any() for j in range(n)]
+        mel[i, :t], log_f0[i, :t], voiced[i, :t], loud[i, :t], frames[i, :t] = (u.mel, u.log_f0, u.voiced, u.loudness,
+                                                                               True)
+    arrays = {"tokens": tokens, "durations": durations, "token_f0": token_f0, "token_loudness": token_loud,
+              "token_voiced": token_voiced, "mel": mel, "log_f0": log_f0, "voiced": voiced, "loudness": loud,
+              "frames": frames}
+    return {k: torch.from_numpy(v).to(device) for k, v in arrays.items()}
+
+
+def tts_loss(model: TextToMel, batch: dict) -> tuple[torch.Tensor, dict]:
+    """The training loss of a batch and its parts (floats)."""
+    out = model(batch["tokens"], batch["durations"], batch["token_f0"], batch["token_loudness"])
+    frames = batch["frames"][:, :out["mel"].shape[1]]
+    tokens = batch["tokens"] != 0
+    voiced_frames = frames & (batch["voiced"][:, :out["mel"].shape[1]] > 0.5)
+
+    def masked(error, mask):
+        return (error * mask).sum() / mask.sum().clamp(min=1)
+
+    t = out["mel"].shape[1]
+    parts = {
+        "mel": masked((out["mel"] - batch["mel"][:, :t]).abs().mean(dim=-1), frames),
+        "duration": masked((out["log_duration"] - torch.log1p(batch["durations"].float())) ** 2, tokens),
+        "token_f0": masked((out["token_f0"] - batch["token_f0"]) ** 2, batch["token_voiced"]),
+        "token_loudness": masked((out["token_loudness"] - batch["token_loudness"]) ** 2, tokens),
+        "f0": masked((out["log_f0"] - batch["log_f0"][:, :t]) ** 2, voiced_frames),
+        "voicing": masked(nn.functional.binary_cross_entropy_with_logits(
+            out["voiced_logit"], batch["voiced"][:, :t], reduction="none"), frames),
+        "loudness": masked((out["loudness"] - batch["loudness"][:, :t]) ** 2, frames),
+    }
+    total = sum(parts.values())
+    return total, {k: float(v.detach()) for k, v in parts.items()}
+
+
+def train_text_to_mel(corpus, out_stem, settings: TtsTrainSettings = TtsTrainSettings(), resume: bool = False,
+                      progress: bool = True, command: str | None = None) -> dict:
+    """Align the corpus and train the model (see the module docstring); writes the model at
+    out_stem. Returns a summary: steps, seconds, held-out loss, alignment loss, utterances."""
+    corpus, out_stem = Path(corpus), Path(out_stem)
+    start_training(settings.seed, settings.threads, settings.device)
+    started = time.perf_counter()
+    uids = prepare_features(corpus, settings.token_mode, progress=progress)
+    train_ids, test_ids = split_ids(corpus)
+    if not train_ids or not test_ids:
+        raise SynthError(f"{corpus}: {len(uids)} utterances give {len(train_ids)} for training and {len(test_ids)} "
+                         f"held out; both need at least one (a larger corpus, or a larger test_fraction)")
+    arrays = {uid: load_features(corpus, uid) for uid in uids}
+    modes = {str(a["token_mode"]) for a in arrays.values()}
+    if len(modes) != 1:
+        raise SynthError(f"{corpus}: features mix token modes {sorted(modes)}; delete features/ and prepare again")
+    vocabulary = Vocabulary.build([join_stress(list(arrays[u]["tokens"])) for u in train_ids], modes.pop())
+    stats = corpus_statistics(corpus, train_ids)
+    stats_np = _stats_arrays(stats)
+    utterances = {uid: Utterance(uid, arrays[uid], vocabulary, stats_np) for uid in uids}
+    for uid in uids:
+        if len(utterances[uid].ids) > utterances[uid].mel.shape[0]:
+            raise SynthError(f"{corpus}: utterance {uid} has more tokens ({len(utterances[uid].ids)}) than frames")
+    aligner, align_loss = train_aligner([utterances[u] for u in train_ids], len(vocabulary), settings.align_steps,
+                                        settings.device, settings.seed, progress)
+    with torch.no_grad():
+        for u in utterances.values():
+            means = aligner(torch.from_numpy(u.ids)[None].to(settings.device))[0]
+            u.durations = align(frame_log_likelihood(means, torch.from_numpy(u.mel).to(settings.device)).cpu().numpy())
+    np.savez_compressed(corpus / "durations.npz", **{uid: u.durations for uid, u in utterances.items()})
+
+    config = TextToMelConfig(vocabulary=vocabulary.to_dict(), width=settings.width, statistics=stats)
+    model = TextToMel(config).to(settings.device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=settings.learning_rate, weight_decay=1e-6)
+    checkpoints = out_stem.parent / f"{out_stem.name}.checkpoints"
+    step, history = 0, []
+    if resume and (latest := _latest_checkpoint(checkpoints)) is not None:
+        step, history = _load_checkpoint(latest, model, optimizer)
+    train_set = [utterances[u] for u in train_ids]
+    test_set = [utterances[u] for u in test_ids]
+    rng = random.Random(settings.seed + step)
+    bar = tqdm(total=settings.steps, initial=step, desc="text-to-mel", unit="step", disable=not progress)
+    running = None
+    while step < settings.steps:
+        warm = min(1.0, (step + 1) / 200)  # a short learning-rate warm-up for the attention blocks
+        for group in optimizer.param_groups:
+            group["lr"] = settings.learning_rate * warm
+        batch = _batch(rng.sample(train_set, min(settings.batch_size, len(train_set))), settings.device)
+        loss, parts = tts_loss(model, batch)
+        optimizer.zero_grad()
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        step += 1
+        value = float(loss.detach())
+        running = value if running is None else 0.98 * running + 0.02 * value
+        bar.set_postfix(loss=f"{running:.3f}", mel=f"{parts['mel']:.3f}")
+        bar.update()
+        if step % settings.eval_every == 0 or step == settings.steps:
+            held_out = evaluate_tts(model, test_set, settings.device)
+            history.append({"step": step, "train_loss": running, "held_out": held_out})
+            bar.write(f"step {step}: train loss {running:.3f}, held-out mel L1 {held_out['mel']:.3f}, "
+                      f"duration {held_out['duration']:.3f}")
+        if step % settings.checkpoint_every == 0 or step == settings.steps:
+            _save_checkpoint(checkpoints, step, model, optimizer, history)
+    bar.close()
+    summary = {"steps": step, "seconds": time.perf_counter() - started, "alignment_loss": align_loss,
+               "held_out": history[-1]["held_out"] if history else None, "train_utterances": len(train_ids),
+               "held_out_utterances": len(test_ids), "history": history}
+    save_text_to_mel(model.cpu().eval(), out_stem, {
+        "training_command": command or " ".join(shlex.quote(a) for a in sys.argv),
+        "corpus": {"folder": str(corpus), "utterances": len(uids), "held_out": test_ids,
+                   "frames": stats["frames"], "hours": stats["frames"] * 256 / 48000 / 3600},
+        "training": {key: summary[key] for key in ("steps", "alignment_loss", "held_out")}})
+    return summary
+
+
+def evaluate_tts(model: TextToMel, utterances: list[Utterance], device: str) -> dict:
+    """Mean loss parts over the held-out utterances (teacher-forced, batches of 8)."""
+    model.eval()
+    totals: dict[str, float] = {}
+    with torch.no_grad():
+        for start in range(0, len(utterances), 8):
+            _, parts = tts_loss(model, _batch(utterances[start:start + 8], device))
+            for key, value in parts.items():
+                totals[key] = totals.get(key, 0.0) + value * len(utterances[start:start + 8])
+    model.train()
+    return {key: value / len(utterances) for key, value in totals.items()}

@@ -1,0 +1,260 @@
+"""`voice`: the synth speaks (/say) and sings (/sing, then notes), live.
+
+Speaking: `/say "text"` is rendered off the audio thread (synth.speech.Speaker, about 50x faster
+than real time) into an Utterance event carrying the audio; applying it hands the array to this
+plugin, which plays it from that sample on. A new utterance replaces one still playing.
+
+Singing: `/sing "text"` prepares a LyricTable off the audio thread: the text-to-mel model speaks
+the lyric once with every vowel held long (LYRIC_VOWEL_FRAMES), and the table keeps, per
+syllable, its frames (log-mel and loudness) cut into onset (consonants before the vowel), vowel
+and coda. Each following note sings the next syllable (after the last, the first again): the
+onset frames play at the note's start, then the vowel frames, whose last frame is held while the
+key is down; at the note-off the rest of the vowel and the coda play out. The speech decoder
+runs one frame at a time on these mel frames with f0 from the note (tuned, with vibrato) and the
+table's loudness raised or lowered by the velocity; it is monophonic, a new note takes over the
+voice legato (the decoder's state carries on). Without an armed lyric, notes sing "ah".
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from numba import njit
+
+from synth.dsp.decoder_runtime import load_runtime
+from synth.dsp.decoder_synth import DecoderSynth
+from synth.dsp.decoder_voices import copy_samples
+from synth.dsp.mix import add_mono
+from synth.errors import SynthError
+from synth.params import LOG, float_param
+from synth.plugins.base import Instrument
+
+LYRIC_VOWEL_FRAMES = 40  # frames each vowel is spoken for when a lyric table is made (0.21 s)
+MAX_LYRIC_SYLLABLES = 512
+SILENT_DB = -120.0
+DEFAULT_LYRIC = "ah"
+
+
+@njit(nogil=True, cache=True)
+def _add_samples(destination, source, source_start, count):
+    """destination[0:count] += source[source_start : source_start + count]."""
+    for i in range(count):
+        destination[i] += source[source_start + i]
+
+
+@njit(nogil=True, cache=True)
+def _copy_row(destination, table, row):
+    """destination[0, :] = table[row, :]."""
+    for j in range(table.shape[1]):
+        destination[0, j] = table[row, j]
+
+
+@dataclass
+class LyricTable:
+    """Frames of a lyric's syllables (see the module docstring): mel float32 [F, 128], loudness_db
+    float32 [F], and per syllable the frame indices start <= vowel_start < vowel_end <= end."""
+
+    text: str
+    mel: np.ndarray
+    loudness_db: np.ndarray
+    start: np.ndarray
+    vowel_start: np.ndarray
+    vowel_end: np.ndarray
+    end: np.ndarray
+
+    @property
+    def syllables(self) -> int:
+        return int(self.start.size)
+
+
+def make_lyric_table(speaker, text: str) -> LyricTable:
+    """The LyricTable of `text` (synth.speech.Speaker `speaker`); SynthError if it has no syllable."""
+    from models.text import is_vowel, syllables
+    from models.text_to_mel import to_features
+
+    tokens = speaker.tokens(text)
+    groups = syllables(tokens)[:MAX_LYRIC_SYLLABLES]
+    if not groups:
+        raise SynthError(f"/sing: no syllable to sing in {text!r}")
+    ids = speaker.token_ids(tokens)
+    durations = speaker.model.infer(ids)["durations"][0].clone()
+    vowels = {next(i for i in group if is_vowel(tokens[i])) for group in groups}
+    for i in vowels:
+        durations[i] = LYRIC_VOWEL_FRAMES
+    features = to_features(speaker.model.config, speaker.model.infer(ids, durations=durations[None]))
+    edges = np.concatenate([[0], np.cumsum(durations.numpy())])
+    start, vowel_start, vowel_end, end = (np.zeros(len(groups), np.int64) for _ in range(4))
+    for k, group in enumerate(groups):
+        vowel = next(i for i in group if is_vowel(tokens[i]))
+        start[k], end[k] = edges[group[0]], edges[group[-1] + 1]
+        vowel_start[k], vowel_end[k] = edges[vowel], edges[vowel + 1]
+    return LyricTable(text, features["mel"], features["loudness_db"], start, vowel_start, vowel_end, end)
+
+
+class Voice(Instrument):
+    """Files: `tts` (the text-to-mel model's .json) and `decoder` (a speech decoder's .json).
+    Parameters: tune_cents -100..100, vibrato_rate_hz 0.1..12, vibrato_cents 0..100,
+    dynamics_db 0..30 (how much velocity 1 is quieter than 127), harmonics_db and noise_db
+    -60..12 (the decoder's two parts), level_db -60..12."""
+
+    name = "voice"
+    file_keys = ("tts", "decoder")
+    param_specs = (
+        float_param("tune_cents", -100, 100, 0, "cents", doc="tuning of sung notes"),
+        float_param("vibrato_rate_hz", 0.1, 12, 5.5, "Hz", LOG, doc="vibrato speed"),
+        float_param("vibrato_cents", 0, 100, 20, "cents", doc="vibrato depth (peak)"),
+        float_param("dynamics_db", 0, 30, 12, "dB", smoothing_ms=0, doc="loudness range of the velocities"),
+        float_param("harmonics_db", -60, 12, 0, "dB", doc="gain of the harmonic part"),
+        float_param("noise_db", -60, 12, 0, "dB", doc="gain of the noise part"),
+        float_param("level_db", -60, 12, 0, "dB", doc="output level"),
+    )
+
+    def __init__(self, tts: str | Path | None = None, decoder: str | Path | None = None, voice_limit: int = 1,
+                 **values: object):
+        super().__init__(**values)
+        from synth.speech import DEFAULT_SPEECH_DECODER, DEFAULT_TTS, Speaker
+
+        self.speaker = Speaker(tts or DEFAULT_TTS, decoder or DEFAULT_SPEECH_DECODER)
+        # the audio thread's own runtime: the speaker's renders /say on the control thread meanwhile
+        self.runtime = load_runtime(self.speaker.decoder_path, 1)
+        self.hop = int(self.runtime.config["hop_samples"])
+        self.model_rate = int(self.runtime.config["sample_rate"])
+        self._default_lyric = make_lyric_table(self.speaker, DEFAULT_LYRIC)
+        self._lyric = self._default_lyric
+        self._no_speech = np.zeros(0, dtype=np.float32)
+        self._speech = self._no_speech
+        self._speech_position = 0
+
+    # --- off the audio thread: turning text into what the events carry ---------------------
+
+    def render_speech(self, text: str) -> np.ndarray:
+        """Speech of `text` (float32 at the model's rate) for an Utterance event."""
+        return self.speaker.say(text, harmonics_db=self.get_param("harmonics_db"), noise_db=self.get_param("noise_db"))
+
+    def prepare_lyric(self, text: str) -> LyricTable:
+        """The LyricTable of `text` for a Lyric event."""
+        return make_lyric_table(self.speaker, text)
+
+    # --- set-up ----------------------------------------------------------------------------
+
+    def prepare(self, sample_rate: float, max_block: int, channels: int) -> None:
+        if int(sample_rate) != self.model_rate:
+            raise SynthError(f"the speech decoder runs at {self.model_rate} Hz; the engine runs at {int(sample_rate)} Hz")
+        super().prepare(sample_rate, max_block, channels)
+
+    def allocate(self) -> None:
+        self._mono = np.zeros(self.max_block, dtype=np.float32)
+        self._frame = np.zeros(self.hop, dtype=np.float32)
+        self._f0 = np.zeros(1, dtype=np.float32)
+        self._loudness = np.zeros(1, dtype=np.float32)
+        self._active = np.zeros(1, dtype=bool)
+        self._synth = DecoderSynth(self.runtime)
+        self.runtime.warm_up()
+        self._clear_state()
+
+    def warm_up(self) -> None:
+        """Compile every kernel before audio: sing a note while a little silence is being said."""
+        self.note_on(60, 100)
+        self.speak(np.zeros(self.hop, dtype=np.float32))
+        super().warm_up()
+
+    def reset(self) -> None:
+        super().reset()
+        self._synth.reset()
+        self._clear_state()
+
+    def _clear_state(self) -> None:
+        """Silent: no note, no syllable, no speech; the armed lyric's first syllable is next."""
+        self._frame.fill(0.0)
+        self._position = self.hop
+        self._note, self._velocity = -1, 0
+        self._syllable, self._next_syllable, self._cursor = -1, 0, 0
+        self._held, self._was_active, self._vibrato_phase = False, False, 0.0
+        self._speech = self._no_speech
+        self._speech_position = 0
+
+    # --- the audio thread ------------------------------------------------------------------
+
+    def speak(self, audio: np.ndarray) -> None:
+        """Play `audio` (float32 [samples]) from now on, replacing speech still playing."""
+        self._speech = audio
+        self._speech_position = 0
+
+    def arm_lyric(self, table: LyricTable) -> None:
+        """The next notes sing `table`'s syllables, from its first."""
+        self._lyric = table
+        self._next_syllable = 0
+
+    def note_on(self, note: int, velocity: int) -> bool:
+        table = self._lyric
+        self._syllable = self._next_syllable % table.syllables
+        self._next_syllable = self._syllable + 1
+        self._cursor = int(table.start[self._syllable])
+        self._note, self._velocity, self._held = note, velocity, True
+        return False
+
+    def note_off(self, note: int) -> None:
+        if note == self._note:
+            self._held = False
+
+    def all_notes_off(self) -> None:
+        self._held = False
+
+    @property
+    def active_voices(self) -> int:
+        return 1 if self._syllable >= 0 else 0
+
+    def process(self, bus: np.ndarray, n: int) -> None:
+        done = 0
+        while done < n:
+            if self._position == self.hop:
+                self._render_frame()
+                self._position = 0
+            take = min(n - done, self.hop - self._position)
+            copy_samples(self._mono, done, self._frame, self._position, take)
+            self._position += take
+            done += take
+        speech = self._speech
+        if self._speech_position < speech.shape[0]:
+            take = min(n, speech.shape[0] - self._speech_position)
+            _add_samples(self._mono, speech, self._speech_position, take)
+            self._speech_position += take
+        level_start, level_end = self.params["level_db"].ramp(n)
+        add_mono(bus, self._mono, n, level_start, level_end)
+
+    def _render_frame(self) -> None:
+        """The next hop of singing into self._frame (silence when no syllable sounds)."""
+        p, table, hop = self.params, self._lyric, self.hop
+        frame_s = hop / self.sample_rate
+        tune, rate, depth = p["tune_cents"].ramp(hop)[1], p["vibrato_rate_hz"].ramp(hop)[1], p["vibrato_cents"].ramp(hop)[1]
+        harmonic_gain = 10.0 ** (p["harmonics_db"].ramp(hop)[1] / 20.0)
+        noise_gain = 10.0 ** (p["noise_db"].ramp(hop)[1] / 20.0)
+        active = False
+        if self._syllable >= 0:
+            k = self._syllable
+            if self._held and self._cursor >= table.vowel_end[k] - 1:
+                self._cursor = int(table.vowel_end[k]) - 1  # hold the vowel's last frame
+            if self._cursor < table.end[k]:
+                active = True
+                frame = self._cursor
+                self._cursor += 1
+            else:
+                self._syllable = -1
+        if active:
+            if not self._was_active:
+                self._synth.restart_voice(0)
+                self._vibrato_phase = 0.0
+            self._vibrato_phase = (self._vibrato_phase + rate * frame_s) % 1.0
+            cents = tune + depth * math.sin(2.0 * math.pi * self._vibrato_phase)
+            self._f0[0] = 440.0 * 2.0 ** ((self._note - 69) / 12.0 + cents / 1200.0)
+            dynamics = p["dynamics_db"].target
+            self._loudness[0] = table.loudness_db[frame] - dynamics * (1.0 - self._velocity / 127.0)
+            _copy_row(self.runtime.mel, table.mel, frame)
+        self._active[0] = active
+        self._was_active = active
+        self.runtime.step(self._f0, self._loudness, None, self._active)
+        self._frame.fill(0.0)
+        self._synth.render_frame(self._frame, self._frame, self._f0, self._active, harmonic_gain, noise_gain)

@@ -1,0 +1,238 @@
+"""Speaking and singing: text -> tokens -> text-to-mel -> speech decoder -> audio at 48 kHz.
+
+A `Speaker` holds a text-to-mel model (models.text_to_mel; torch, run on the CPU with one
+thread) and a speech decoder (a decoder model with mel_bands > 0, run by the torch-free
+runtime). Speaking: the model predicts durations, pitch and energy, then mel, f0, voicing and
+loudness frames; the decoder renders them (synth.transfer.render_frames). Frames predicted
+unvoiced keep the f0 of the nearest voiced frame (the decoder's harmonic part fades by itself
+where the mel says noise).
+
+Singing: the text's syllables (models.text.syllables) go one to a note. Each note's frames are
+its syllable's: the consonants before the vowel keep their spoken durations (at most 40% of the
+note), the vowel fills the rest, consonants after it close the note; the rests between notes are
+silent. The model is run once over the whole text with these durations and with each syllable's
+pitch set to its note's, so the mel follows the lyric's flow; the decoder then gets the notes'
+own pitch (with a gentle vibrato) as f0, and the predicted loudness scaled by velocity.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from synth.dsp.decoder_runtime import load_runtime
+from synth.dsp.oscillators import midi_to_hz
+from synth.errors import SynthError
+
+DEFAULT_TTS = Path(__file__).resolve().parent.parent / "presets" / "models" / "speech-tts.json"
+DEFAULT_SPEECH_DECODER = Path(__file__).resolve().parent.parent / "presets" / "models" / "speech-decoder.json"
+SILENT_DB = -120.0
+ONSET_SHARE = 0.4  # consonants before a sung vowel take at most this share of the note
+VIBRATO_HZ, VIBRATO_CENTS, VIBRATO_DELAY_S = 5.5, 20.0, 0.25
+
+
+@dataclass
+class SungNote:
+    """One note of a melody: start and end (seconds), MIDI note number, velocity 1..127."""
+
+    start_s: float
+    end_s: float
+    note: int
+    velocity: int = 100
+
+
+class Speaker:
+    """Text to audio with a text-to-mel model and a speech decoder (paths: .json or stems)."""
+
+    def __init__(self, tts=DEFAULT_TTS, decoder=DEFAULT_SPEECH_DECODER):
+        import torch
+
+        from models.text import Vocabulary
+        from models.text_to_mel import load_text_to_mel
+
+        torch.set_num_threads(1)
+        self.model, self.metadata = load_text_to_mel(Path(tts).with_suffix(""))
+        self.vocabulary = Vocabulary.from_dict(self.model.config.vocabulary, str(tts))
+        self.decoder_path = Path(decoder).with_suffix("")
+        self.runtime = load_runtime(self.decoder_path, 1)
+        if self.runtime.mel_bands != 128:
+            raise SynthError(f"{decoder}: not a speech decoder (it reads {self.runtime.mel_bands} mel bands, "
+                             "a speech decoder reads 128)")
+        self.frame_rate_hz = self.runtime.config["sample_rate"] / self.runtime.config["hop_samples"]
+        self.sample_rate = int(self.runtime.config["sample_rate"])
+
+    def tokens(self, text: str) -> list[str]:
+        """The model's tokens for `text` (its vocabulary's mode: phonemes or characters; stress
+        marks joined to their phonemes, as in training)."""
+        from models.text import join_stress, text_tokens
+
+        if not text.strip():
+            raise SynthError("there is no text to say")
+        tokens, _ = text_tokens(text, self.vocabulary.mode)
+        return join_stress(tokens)
+
+    def token_ids(self, tokens: list[str]):
+        """int64 [1, N] tensor of the model's ids for `tokens`, warning about tokens it never saw."""
+        import torch
+
+        before = self.vocabulary.unknown_count
+        ids = self.vocabulary.encode(tokens)
+        if self.vocabulary.unknown_count > before:
+            unknown = sorted({t for t in tokens if t not in self.vocabulary.symbols})
+            warnings.warn(f"tokens the model never saw are read as <unk>: {' '.join(unknown)}", stacklevel=3)
+        return torch.from_numpy(ids)[None]
+
+    def frames(self, text: str, rate: float = 1.0, pitch_semitones: float = 0.0) -> dict[str, np.ndarray]:
+        """The model's frames for `text` (models.text_to_mel.to_features) plus token durations."""
+        from models.text_to_mel import to_features
+
+        if not 0.25 <= rate <= 4.0:
+            raise SynthError(f"rate={rate!r} must be in 0.25..4 (1 = the trained speed)")
+        if not -24.0 <= pitch_semitones <= 24.0:
+            raise SynthError(f"pitch={pitch_semitones!r} semitones must be in -24..24")
+        out = self.model.infer(self.token_ids(self.tokens(text)), rate=rate, pitch_shift_semitones=pitch_semitones)
+        features = to_features(self.model.config, out)
+        features["durations"] = out["durations"][0].numpy()
+        return features
+
+    def render(self, features: dict, harmonics_db: float = 0.0, noise_db: float = 0.0,
+               gate_db: float = -80.0) -> np.ndarray:
+        """float32 audio (at sample_rate) of frames {mel, f0_hz, voiced, loudness_db}."""
+        from synth.transfer import render_frames
+
+        f0 = _hold_voiced(features["f0_hz"], features["voiced"])
+        loud = features["loudness_db"]
+        return render_frames(self.runtime, f0, loud, loud >= gate_db, harmonics_db, noise_db, mel=features["mel"])
+
+    def say(self, text: str, rate: float = 1.0, pitch_semitones: float = 0.0, harmonics_db: float = 0.0,
+            noise_db: float = 0.0) -> np.ndarray:
+        """Speech of `text`, float32 [samples] at sample_rate (48 kHz)."""
+        return self.render(self.frames(text, rate, pitch_semitones), harmonics_db, noise_db)
+
+    def sing(self, text: str, notes: list[SungNote], harmonics_db: float = 0.0, noise_db: float = 0.0) -> np.ndarray:
+        """`text` sung on `notes` (one syllable a note, in order), float32 at sample_rate; the
+        audio starts at time 0 of the notes and ends with the last."""
+        import torch
+
+        from models.text import is_vowel, syllables
+        from models.text_to_mel import to_features
+
+        if not notes:
+            raise SynthError("singing needs at least one note")
+        tokens = self.tokens(text)
+        groups = syllables(tokens)
+        if not groups:
+            raise SynthError(f"no syllable to sing in {text!r}")
+        notes = sorted(notes, key=lambda n: n.start_s)
+        if len(groups) != len(notes):
+            warnings.warn(f"{len(groups)} syllables for {len(notes)} notes: "
+                          + ("the last notes repeat the last syllable" if len(notes) > len(groups)
+                             else "the syllables beyond the last note are left out"), stacklevel=2)
+        groups = groups[:len(notes)]
+        ids = self.token_ids(tokens)
+        spoken = self.model.infer(ids)["durations"][0].numpy()
+        stats = self.model.config.statistics
+        spans = [(self._frame(n.start_s), max(self._frame(n.end_s), self._frame(n.start_s) + 1)) for n in notes]
+        durations = np.zeros(len(tokens), np.int64)  # tokens outside the sung syllables take no frames
+        token_f0 = np.zeros(len(tokens), np.float32)
+        for group, note, (start, stop) in zip(groups, notes, spans):
+            length = max(stop - start, len(group))
+            vowel = next(i for i in group if is_vowel(tokens[i]))
+            consonants = [i for i in group if i != vowel]
+            budget = int(ONSET_SHARE * length) // max(len(consonants), 1)
+            for i in consonants:
+                durations[i] = max(1, min(int(spoken[i]), budget))
+            durations[vowel] = max(1, length - int(durations[consonants].sum()))
+            token_f0[group] = (math.log(midi_to_hz(note.note)) - stats["log_f0_mean"]) / stats["log_f0_std"]
+        out = self.model.infer(ids, durations=torch.from_numpy(durations)[None],
+                               token_f0=torch.from_numpy(token_f0)[None])
+        sung = to_features(self.model.config, out)
+        edges = np.concatenate([[0], np.cumsum(durations)])
+        total = spans[-1][1]
+        mel = np.zeros((total, sung["mel"].shape[1]), np.float32)
+        f0 = np.zeros(total, np.float32)
+        loud = np.full(total, SILENT_DB, np.float32)
+        for k, (note, (start, stop)) in enumerate(zip(notes, spans)):
+            group = groups[min(k, len(groups) - 1)]
+            first, last = edges[group[0]], edges[group[-1] + 1]  # the syllable's frames in the model's output
+            source = np.round(np.linspace(first, last - 1, stop - start)).astype(np.int64) if k >= len(groups) \
+                else np.arange(first, first + (stop - start)).clip(max=last - 1)
+            t = np.arange(stop - start) / self.frame_rate_hz
+            depth = VIBRATO_CENTS * np.clip((t - VIBRATO_DELAY_S) / VIBRATO_DELAY_S, 0.0, 1.0)
+            mel[start:stop] = sung["mel"][source]
+            f0[start:stop] = midi_to_hz(note.note) * 2.0 ** (depth * np.sin(2 * np.pi * VIBRATO_HZ * t) / 1200.0)
+            loud[start:stop] = sung["loudness_db"][source] + 20.0 * math.log10(note.velocity / 100.0)
+        features = {"mel": mel, "f0_hz": _hold_voiced(f0, f0 > 0), "voiced": f0 > 0, "loudness_db": loud}
+        return self.render(features, harmonics_db, noise_db)
+
+    def _frame(self, seconds: float) -> int:
+        """The frame index nearest a time in seconds."""
+        return int(round(seconds * self.frame_rate_hz))
+
+
+def _hold_voiced(f0_hz: np.ndarray, voiced: np.ndarray) -> np.ndarray:
+    """f0 with every unvoiced frame given the f0 of the nearest voiced frame (float32)."""
+    f0_hz = np.asarray(f0_hz, np.float32)
+    index = np.flatnonzero(voiced & (f0_hz > 0))
+    if index.size == 0:
+        return np.full_like(f0_hz, 120.0)
+    frames = np.arange(f0_hz.size)
+    nearest = index[np.clip(np.searchsorted(index, frames), 0, index.size - 1)]
+    before = index[np.clip(np.searchsorted(index, frames) - 1, 0, index.size - 1)]
+    pick = np.where(np.abs(before - frames) <= np.abs(nearest - frames), before, nearest)
+    return f0_hz[pick]
+
+
+def read_melody(path) -> list[SungNote]:
+    """The notes of a MIDI file (synth.scores' reader), one SungNote each, in time order."""
+    from synth.scores import midi_notes
+
+    return [SungNote(*note) for note in midi_notes(path)]
+
+
+def _voice_from_preset(preset, tts, decoder):
+    """(tts, decoder, harmonics_db, noise_db): from a preset's first `voice` slot (its files tts and
+    decoder) or else its first `decoder` slot (a speech decoder); without a preset, the given paths
+    and 0 dB."""
+    if preset is None:
+        return tts, decoder, 0.0, 0.0
+    from synth.presets import load_preset
+    from synth.transfer import decoder_from_preset
+
+    spec = load_preset(preset)
+    for entry in spec.chain:
+        if entry.plugin == "voice":
+            files = {key: spec.folder / path for key, path in entry.files.items()}
+            return (files.get("tts", tts), files.get("decoder", decoder), float(entry.params.get("harmonics_db", 0.0)),
+                    float(entry.params.get("noise_db", 0.0)))
+    stem, _, harmonics_db, noise_db = decoder_from_preset(spec)
+    return tts, stem.with_suffix(".json"), harmonics_db, noise_db
+
+
+def sing_file(text: str, melody, out_wav, tts=DEFAULT_TTS, decoder=DEFAULT_SPEECH_DECODER, preset=None,
+              fmt: str = "float32") -> tuple[Path, float]:
+    """`synth sing`: `text` sung on the notes of the MIDI file `melody`, to a mono WAV (atomically).
+    Returns (path, seconds)."""
+    from synth.io.audiofile import write_wav
+
+    tts, decoder, harmonics_db, noise_db = _voice_from_preset(preset, tts, decoder)
+    audio = Speaker(tts, decoder).sing(text, read_melody(melody), harmonics_db, noise_db)
+    path = write_wav(out_wav, audio[:, None], 48000, fmt)
+    return path, audio.size / 48000
+
+
+def speak_file(text: str, out_wav, tts=DEFAULT_TTS, decoder=DEFAULT_SPEECH_DECODER, rate: float = 1.0,
+               pitch_semitones: float = 0.0, preset=None, fmt: str = "float32") -> tuple[Path, float]:
+    """`synth say`: write the speech of `text` to a mono WAV (atomically); preset: a preset with a
+    `voice` slot, or a decoder slot naming a speech decoder (its harmonics_db / noise_db are used).
+    Returns (path, seconds)."""
+    from synth.io.audiofile import write_wav
+
+    tts, decoder, harmonics_db, noise_db = _voice_from_preset(preset, tts, decoder)
+    audio = Speaker(tts, decoder).say(text, rate, pitch_semitones, harmonics_db, noise_db)
+    path = write_wav(out_wav, audio[:, None], 48000, fmt)
+    return path, audio.size / 48000

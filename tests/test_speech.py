@@ -1,0 +1,211 @@
+"""Speech: the espeak-ng corpus in the LJSpeech layout, alignment + text-to-mel training, the speech
+decoder, `synth say` / `synth sing`, and the `voice` plugin's /say and /sing."""
+
+import json
+import shutil
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import mido
+import numpy as np
+import pytest
+import soundfile
+from models.speech_data import build_speech_corpus, is_held_out, load_features, read_metadata
+from models.text import join_stress
+from models.text_to_mel import load_text_to_mel
+from models.train_decoder import TrainSettings, train_decoder
+from models.train_text_to_mel import TtsTrainSettings, train_text_to_mel
+from synth.control.addresses import MessageTranslator, event_to_message
+from synth.dsp.decoder_runtime import read_metadata as read_model_metadata
+from synth.engine import Engine, Slot
+from synth.errors import SynthError
+from synth.events import Lyric, NoteOff, NoteOn, Utterance
+from synth.plugins.voice import Voice
+from synth.presets import load_preset
+from synth.speech import Speaker, SungNote
+
+SR = 48000
+SHIPPED_TTS = Path(__file__).resolve().parent.parent / "presets" / "models" / "speech-tts.json"
+pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng speaks the test corpus")
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """A 0.4-minute espeak-ng corpus, a text-to-mel model and a speech decoder trained a few steps on it."""
+    folder = tmp_path_factory.mktemp("speech")
+    corpus = build_speech_corpus(folder / "corpus", minutes=0.4, test_fraction=0.2, progress=False)
+    tts = train_text_to_mel(corpus, folder / "tts", TtsTrainSettings(steps=3, align_steps=6, batch_size=4, width=32,
+                                                                     eval_every=3, checkpoint_every=3, threads=1),
+                            progress=False, command="test tts")
+    train_decoder(corpus, folder / "voice", TrainSettings(steps=2, batch_size=2, excerpt_frames=32, hidden=32,
+                                                          harmonics=16, noise_bands=17, eval_every=2,
+                                                          checkpoint_every=2, threads=1), progress=False)
+    return folder, corpus, tts
+
+
+def test_the_corpus_is_in_the_ljspeech_layout_with_a_stable_held_out_split(tiny):
+    folder, corpus, _ = tiny
+    rows = read_metadata(corpus)
+    lines = (corpus / "metadata.csv").read_text().splitlines()
+    assert len(lines) == len(rows) >= 5 and all(line.count("|") == 2 for line in lines)
+    uid, text, normalized = rows[0]
+    info = soundfile.info(corpus / "wavs" / f"{uid}.wav")
+    assert info.samplerate == SR and info.channels == 1 and info.subtype == "PCM_16"
+    assert sum(soundfile.info(corpus / "wavs" / f"{u}.wav").duration for u, _, _ in rows) >= 0.4 * 60
+    assert not any(ch.isdigit() for _, _, n in rows for ch in n)  # numbers are spelled out
+    held = (corpus / "heldout.txt").read_text().split()
+    assert held == [u for u, _, _ in rows if is_held_out(u, 0.2)]
+    again = build_speech_corpus(corpus, minutes=0.4, test_fraction=0.2, progress=False)  # nothing to add
+    assert read_metadata(again) == rows
+
+
+def test_bad_metadata_names_the_file_and_line(tmp_path):
+    (tmp_path / "wavs").mkdir()
+    soundfile.write(tmp_path / "wavs" / "a.wav", np.zeros(100), SR)
+    (tmp_path / "metadata.csv").write_text("a|Hello there.|hello there.\nb|Missing audio.\n")
+    with pytest.raises(SynthError, match=r"metadata\.csv:2: .*b\.wav is missing"):
+        read_metadata(tmp_path)
+    (tmp_path / "metadata.csv").write_text("a|Hello|x|y\n")
+    with pytest.raises(SynthError, match=r"metadata\.csv:1: expected 'id\|text\|normalized text'"):
+        read_metadata(tmp_path)
+
+
+def test_features_and_durations_come_from_the_recordings(tiny):
+    folder, corpus, summary = tiny
+    uid = read_metadata(corpus)[0][0]
+    features = load_features(corpus, uid)
+    frames = features["mel"].shape[0]
+    assert features["audio"].size == frames * 256 and features["f0_hz"].shape == (frames,)
+    voiced = features["voiced"].astype(bool)
+    assert 0.2 < voiced.mean() < 0.95 and 70 < np.median(features["f0_hz"][voiced]) < 250  # espeak's male voice
+    durations = np.load(corpus / "durations.npz")[uid]
+    assert durations.size == len(join_stress(list(features["tokens"])))
+    assert durations.sum() == frames and durations.min() >= 1
+    assert summary["steps"] == 3 and summary["held_out"]["mel"] > 0
+
+
+def test_text_to_mel_model_file_and_inference(tiny):
+    folder, _, _ = tiny
+    model, meta = load_text_to_mel(folder / "tts")
+    assert meta["kind"] == "synth.text_to_mel" and meta["training_command"] == "test tts"
+    assert meta["corpus"]["utterances"] >= 5 and meta["config"]["vocabulary"]["mode"] == "phonemes"
+    speaker = Speaker(folder / "tts.json", folder / "voice.json")
+    frames = speaker.frames("Good morning, everyone.")
+    n = frames["mel"].shape[0]
+    assert frames["mel"].shape == (n, 128) and frames["f0_hz"].shape == (n,) and frames["durations"].sum() == n
+    slow = speaker.frames("Good morning, everyone.", rate=0.5)["durations"]
+    assert slow.sum() >= 1.8 * frames["durations"].sum() - len(slow)
+    audio = speaker.say("Good morning, everyone.")
+    assert audio.dtype == np.float32 and audio.size == n * 256 and np.all(np.isfinite(audio))
+    with pytest.raises(SynthError, match="rate=9 must be in 0.25..4"):
+        speaker.frames("x y", rate=9)
+    (folder / "broken.json").write_text(json.dumps({**meta, "kind": "synth.decoder"}))
+    with pytest.raises(SynthError, match="key 'kind'='synth.decoder', expected 'synth.text_to_mel'"):
+        load_text_to_mel(folder / "broken")
+    decoder_meta = read_model_metadata(folder / "voice.json")
+    assert decoder_meta["config"]["mel_bands"] == 128 and decoder_meta["data"]["speech"] is True
+
+
+def test_singing_follows_the_notes(tiny):
+    folder, _, _ = tiny
+    speaker = Speaker(folder / "tts.json", folder / "voice.json")
+    notes = [SungNote(0.1, 0.5, 60), SungNote(0.6, 1.2, 64), SungNote(1.2, 1.5, 67)]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        audio = speaker.sing("hello world", notes)  # three syllables: hel-lo world
+    assert not [w for w in caught if "syllables for" in str(w.message)]
+    assert abs(audio.size / SR - 1.5) < 0.02
+    with pytest.warns(UserWarning, match="2 syllables for 3 notes: the last notes repeat the last syllable"):
+        repeated = speaker.sing("sunny", notes)
+    assert abs(repeated.size / SR - 1.5) < 0.02
+
+
+def test_synth_say_and_sing_write_wavs(tiny, tmp_path):
+    folder, _, _ = tiny
+    env_args = ["--preset", str(tmp_path / "p.toml")]
+    (tmp_path / "models").mkdir()
+    for name in ("tts.json", "tts.safetensors", "voice.json", "voice.safetensors"):
+        shutil.copy(folder / name, tmp_path / "models" / name)
+    (tmp_path / "p.toml").write_text('format_version = 1\n[[chain]]\nplugin = "voice"\n'
+                                     'files = { tts = "models/tts.json", decoder = "models/voice.json" }\n')
+    done = subprocess.run([sys.executable, "-m", "synth", "say", "It is 42 degrees.", "-o", str(tmp_path / "s.wav"),
+                           "--rate", "1.2", "--pitch", "3", *env_args], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert soundfile.info(tmp_path / "s.wav").samplerate == SR and "wrote" in done.stdout
+    midi = mido.MidiFile()
+    track = mido.MidiTrack()
+    midi.tracks.append(track)
+    for note in (60, 62):
+        track.append(mido.Message("note_on", note=note, velocity=90, time=0))
+        track.append(mido.Message("note_off", note=note, velocity=0, time=480))
+    midi.save(tmp_path / "m.mid")
+    done = subprocess.run([sys.executable, "-m", "synth", "sing", "hello", str(tmp_path / "m.mid"), "-o",
+                           str(tmp_path / "sung.wav"), *env_args], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert abs(soundfile.info(tmp_path / "sung.wav").duration - 1.0) < 0.02
+
+
+def test_voice_plugin_says_and_sings_from_events(tiny):
+    folder, _, _ = tiny
+    voice = Voice(tts=folder / "tts.json", decoder=folder / "voice.json")
+    engine = Engine([Slot("voice", voice)], SR, 256, 1)
+    engine.prepare()
+    translator = MessageTranslator(engine, strict=False)
+    (said,) = translator.translate("/say", ["Hello there."], 0)
+    assert isinstance(said, Utterance) and said.audio.size >= 8 * 256  # at least a frame a token (an untrained model)
+    assert event_to_message(said) == ("/say", ["Hello there."])
+    (armed,) = translator.translate("/sing", ["la la"], 0)
+    assert isinstance(armed, Lyric) and armed.table.syllables == 2
+    engine.schedule(said)
+    out = np.zeros((said.audio.size + 4 * 256, 1), np.float32)
+    for start in range(0, out.shape[0], 256):
+        engine.process(out[start:start + 256])
+    np.testing.assert_allclose(out[:said.audio.size, 0], np.clip(said.audio, -0.966, 0.966), atol=1e-6)
+    engine.prepare()
+    engine.schedule(armed)
+    engine.schedule(NoteOn(0, 69, 100))
+    engine.schedule(NoteOff(SR // 2, 69))
+    engine.schedule(NoteOn(SR, 72, 100))
+    sung = np.zeros((2 * SR, 1), np.float32)
+    for start in range(0, sung.shape[0], 256):
+        engine.process(sung[start:start + 256])
+    assert np.max(np.abs(sung[:SR // 2])) > 1e-3 and voice._next_syllable == 2
+    with pytest.raises(SynthError, match="/say: expected the text as a string"):
+        translator.translate("/say", [3.0], 0)
+    with pytest.raises(SynthError, match="/sing: this preset has no voice plugin"):
+        MessageTranslator(load_preset("warm-pad").build_engine()).translate("/sing", ["la"], 0)
+
+
+def test_the_shipped_models_say_a_sentence():
+    if not SHIPPED_TTS.exists():
+        pytest.fail(f"{SHIPPED_TTS} is not shipped")
+    speaker = Speaker()
+    audio = speaker.say("The quick brown fox jumps over the lazy dog.")
+    assert 1.5 < audio.size / SR < 5.0 and 0.01 < np.max(np.abs(audio)) < 1.0
+
+
+def test_prepare_compiles_every_kernel_the_voice_uses(tiny):
+    """After prepare(), speaking and singing compile nothing new on the audio path."""
+    import numba
+
+    from synth.dsp import decoder_runtime, decoder_voices, filtered_noise, mix, noise, oscbank
+    from synth.plugins import voice as voice_module
+
+    modules = (decoder_runtime, decoder_voices, filtered_noise, mix, noise, oscbank, voice_module)
+    kernels = [obj for m in modules for obj in vars(m).values() if isinstance(obj, numba.core.registry.CPUDispatcher)]
+    folder, _, _ = tiny
+    voice = Voice(tts=folder / "tts.json", decoder=folder / "voice.json")
+    engine = Engine([Slot("voice", voice)], SR, 128, 2)
+    engine.prepare()
+    compiled = {kernel: len(kernel.signatures) for kernel in kernels}
+    translator = MessageTranslator(engine)
+    for event in translator.translate("/say", ["Hi."], 0) + translator.translate("/sing", ["la"], 0):
+        engine.schedule(event)
+    engine.schedule(NoteOn(1000, 64, 90))
+    engine.schedule(NoteOff(9000, 64))
+    out = np.zeros((128, 2), np.float32)
+    for _ in range(200):
+        engine.process(out)
+    assert {kernel: len(kernel.signatures) for kernel in kernels} == compiled
