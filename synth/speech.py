@@ -11,7 +11,8 @@ Singing: the text's syllables (models.text.syllables) go one to a note. Each not
 its syllable's: the consonants before the vowel keep their spoken durations (at most 40% of the
 note), the vowel fills the rest, consonants after it close the note; the rests between notes are
 silent. The model is run once over the whole text with these durations and with each syllable's
-pitch set to its note's, so the mel follows the lyric's flow; the decoder then gets the notes'
+pitch set to its note's (clamped to the range the model was trained on: a spoken voice spans a few
+semitones, a melody more), so the mel follows the lyric's flow; the decoder then gets the notes'
 own pitch (with a gentle vibrato) as f0, and the predicted loudness scaled by velocity.
 """
 
@@ -30,9 +31,11 @@ from synth.errors import SynthError
 
 DEFAULT_TTS = Path(__file__).resolve().parent.parent / "presets" / "models" / "speech-tts.json"
 DEFAULT_SPEECH_DECODER = Path(__file__).resolve().parent.parent / "presets" / "models" / "speech-decoder.json"
+DEFAULT_SINGING_DECODER = Path(__file__).resolve().parent.parent / "presets" / "models" / "singing-decoder.json"
 SILENT_DB = -120.0
 ONSET_SHARE = 0.4  # consonants before a sung vowel take at most this share of the note
 VIBRATO_HZ, VIBRATO_CENTS, VIBRATO_DELAY_S = 5.5, 20.0, 0.25
+MEL_PITCH_LIMIT_STD = 2.0  # sung pitches reach the text-to-mel model clamped to its training mean +/- this
 
 
 @dataclass
@@ -46,9 +49,12 @@ class SungNote:
 
 
 class Speaker:
-    """Text to audio with a text-to-mel model and a speech decoder (paths: .json or stems)."""
+    """Text to audio with a text-to-mel model and a speech decoder (paths: .json or stems);
+    singing_decoder: a speech decoder trained over a wide f0 range for `sing` (None: `decoder`).
+    The shipped speech decoder learned one voice (65..126 Hz), the singing one twelve espeak voices
+    at pitches from 60 to 390 Hz: it sings a melody's range, and speaks less well."""
 
-    def __init__(self, tts=DEFAULT_TTS, decoder=DEFAULT_SPEECH_DECODER):
+    def __init__(self, tts=DEFAULT_TTS, decoder=DEFAULT_SPEECH_DECODER, singing_decoder=None):
         import torch
 
         from models.text import Vocabulary
@@ -58,10 +64,9 @@ class Speaker:
         self.model, self.metadata = load_text_to_mel(Path(tts).with_suffix(""))
         self.vocabulary = Vocabulary.from_dict(self.model.config.vocabulary, str(tts))
         self.decoder_path = Path(decoder).with_suffix("")
-        self.runtime = load_runtime(self.decoder_path, 1)
-        if self.runtime.mel_bands != 128:
-            raise SynthError(f"{decoder}: not a speech decoder (it reads {self.runtime.mel_bands} mel bands, "
-                             "a speech decoder reads 128)")
+        self.runtime = _speech_runtime(self.decoder_path)
+        self.singing_decoder_path = Path(singing_decoder).with_suffix("") if singing_decoder else self.decoder_path
+        self.singing_runtime = _speech_runtime(self.singing_decoder_path) if singing_decoder else self.runtime
         self.frame_rate_hz = self.runtime.config["sample_rate"] / self.runtime.config["hop_samples"]
         self.sample_rate = int(self.runtime.config["sample_rate"])
 
@@ -100,13 +105,15 @@ class Speaker:
         return features
 
     def render(self, features: dict, harmonics_db: float = 0.0, noise_db: float = 0.0,
-               gate_db: float = -80.0) -> np.ndarray:
-        """float32 audio (at sample_rate) of frames {mel, f0_hz, voiced, loudness_db}."""
+               gate_db: float = -80.0, runtime=None) -> np.ndarray:
+        """float32 audio (at sample_rate) of frames {mel, f0_hz, voiced, loudness_db} through the
+        speech decoder (or `runtime`)."""
         from synth.transfer import render_frames
 
         f0 = _hold_voiced(features["f0_hz"], features["voiced"])
         loud = features["loudness_db"]
-        return render_frames(self.runtime, f0, loud, loud >= gate_db, harmonics_db, noise_db, mel=features["mel"])
+        return render_frames(runtime or self.runtime, f0, loud, loud >= gate_db, harmonics_db, noise_db,
+                             mel=features["mel"])
 
     def say(self, text: str, rate: float = 1.0, pitch_semitones: float = 0.0, harmonics_db: float = 0.0,
             noise_db: float = 0.0) -> np.ndarray:
@@ -147,7 +154,10 @@ class Speaker:
             for i in consonants:
                 durations[i] = max(1, min(int(spoken[i]), budget))
             durations[vowel] = max(1, length - int(durations[consonants].sum()))
-            token_f0[group] = (math.log(midi_to_hz(note.note)) - stats["log_f0_mean"]) / stats["log_f0_std"]
+            # the mel model hears the note's pitch only within the range it was trained on (a spoken
+            # voice's few semitones); the decoder below plays the true pitch
+            standardised = (math.log(midi_to_hz(note.note)) - stats["log_f0_mean"]) / stats["log_f0_std"]
+            token_f0[group] = min(max(standardised, -MEL_PITCH_LIMIT_STD), MEL_PITCH_LIMIT_STD)
         out = self.model.infer(ids, durations=torch.from_numpy(durations)[None],
                                token_f0=torch.from_numpy(token_f0)[None])
         sung = to_features(self.model.config, out)
@@ -167,11 +177,20 @@ class Speaker:
             f0[start:stop] = midi_to_hz(note.note) * 2.0 ** (depth * np.sin(2 * np.pi * VIBRATO_HZ * t) / 1200.0)
             loud[start:stop] = sung["loudness_db"][source] + 20.0 * math.log10(note.velocity / 100.0)
         features = {"mel": mel, "f0_hz": _hold_voiced(f0, f0 > 0), "voiced": f0 > 0, "loudness_db": loud}
-        return self.render(features, harmonics_db, noise_db)
+        return self.render(features, harmonics_db, noise_db, runtime=self.singing_runtime)
 
     def _frame(self, seconds: float) -> int:
         """The frame index nearest a time in seconds."""
         return int(round(seconds * self.frame_rate_hz))
+
+
+def _speech_runtime(stem):
+    """A one-voice runtime of the speech decoder at `stem`; SynthError if it reads no mel frames."""
+    runtime = load_runtime(stem, 1)
+    if runtime.mel_bands != 128:
+        raise SynthError(f"{stem}.json: not a speech decoder (it reads {runtime.mel_bands} mel bands, "
+                         "a speech decoder reads 128)")
+    return runtime
 
 
 def _hold_voiced(f0_hz: np.ndarray, voiced: np.ndarray) -> np.ndarray:
@@ -194,12 +213,12 @@ def read_melody(path) -> list[SungNote]:
     return [SungNote(*note) for note in midi_notes(path)]
 
 
-def _voice_from_preset(preset, tts, decoder):
-    """(tts, decoder, harmonics_db, noise_db): from a preset's first `voice` slot (its files tts and
-    decoder) or else its first `decoder` slot (a speech decoder); without a preset, the given paths
-    and 0 dB."""
+def _voice_from_preset(preset, tts, decoder, singing_decoder=None):
+    """(tts, decoder, singing decoder, harmonics_db, noise_db): from a preset's first `voice` slot
+    (its files tts, decoder, singing_decoder) or else its first `decoder` slot (a speech decoder, for
+    both); without a preset, the given paths and 0 dB."""
     if preset is None:
-        return tts, decoder, 0.0, 0.0
+        return tts, decoder, singing_decoder, 0.0, 0.0
     from synth.presets import load_preset
     from synth.transfer import decoder_from_preset
 
@@ -207,20 +226,20 @@ def _voice_from_preset(preset, tts, decoder):
     for entry in spec.chain:
         if entry.plugin == "voice":
             files = {key: spec.folder / path for key, path in entry.files.items()}
-            return (files.get("tts", tts), files.get("decoder", decoder), float(entry.params.get("harmonics_db", 0.0)),
-                    float(entry.params.get("noise_db", 0.0)))
+            return (files.get("tts", tts), files.get("decoder", decoder), files.get("singing_decoder"),
+                    float(entry.params.get("harmonics_db", 0.0)), float(entry.params.get("noise_db", 0.0)))
     stem, _, harmonics_db, noise_db = decoder_from_preset(spec)
-    return tts, stem.with_suffix(".json"), harmonics_db, noise_db
+    return tts, stem.with_suffix(".json"), None, harmonics_db, noise_db
 
 
-def sing_file(text: str, melody, out_wav, tts=DEFAULT_TTS, decoder=DEFAULT_SPEECH_DECODER, preset=None,
-              fmt: str = "float32") -> tuple[Path, float]:
+def sing_file(text: str, melody, out_wav, tts=DEFAULT_TTS, decoder=DEFAULT_SPEECH_DECODER,
+              singing_decoder=DEFAULT_SINGING_DECODER, preset=None, fmt: str = "float32") -> tuple[Path, float]:
     """`synth sing`: `text` sung on the notes of the MIDI file `melody`, to a mono WAV (atomically).
     Returns (path, seconds)."""
     from synth.io.audiofile import write_wav
 
-    tts, decoder, harmonics_db, noise_db = _voice_from_preset(preset, tts, decoder)
-    audio = Speaker(tts, decoder).sing(text, read_melody(melody), harmonics_db, noise_db)
+    tts, decoder, singing_decoder, harmonics_db, noise_db = _voice_from_preset(preset, tts, decoder, singing_decoder)
+    audio = Speaker(tts, decoder, singing_decoder).sing(text, read_melody(melody), harmonics_db, noise_db)
     path = write_wav(out_wav, audio[:, None], 48000, fmt)
     return path, audio.size / 48000
 
@@ -232,7 +251,7 @@ def speak_file(text: str, out_wav, tts=DEFAULT_TTS, decoder=DEFAULT_SPEECH_DECOD
     Returns (path, seconds)."""
     from synth.io.audiofile import write_wav
 
-    tts, decoder, harmonics_db, noise_db = _voice_from_preset(preset, tts, decoder)
+    tts, decoder, _, harmonics_db, noise_db = _voice_from_preset(preset, tts, decoder)
     audio = Speaker(tts, decoder).say(text, rate, pitch_semitones, harmonics_db, noise_db)
     path = write_wav(out_wav, audio[:, None], 48000, fmt)
     return path, audio.size / 48000

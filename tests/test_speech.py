@@ -5,6 +5,7 @@ import json
 import shutil
 import subprocess
 import sys
+import time
 import warnings
 from pathlib import Path
 
@@ -178,12 +179,24 @@ def test_voice_plugin_says_and_sings_from_events(tiny):
         MessageTranslator(load_preset("warm-pad").build_engine()).translate("/sing", ["la"], 0)
 
 
-def test_the_shipped_models_say_a_sentence():
-    if not SHIPPED_TTS.exists():
-        pytest.fail(f"{SHIPPED_TTS} is not shipped")
-    speaker = Speaker()
+def test_the_shipped_models_say_a_sentence_and_sing_a_melody_in_tune():
+    """Speech of a plain sentence, and "happy birthday to you" on C4 C4 D4 C4 F4 E4: each note's
+    median pyin f0 within 20 cents of the note, and voiced for most of it."""
+    from synth.dsp.features import f0_pyin
+    from synth.speech import DEFAULT_SINGING_DECODER
+
+    speaker = Speaker(SHIPPED_TTS, singing_decoder=DEFAULT_SINGING_DECODER)
     audio = speaker.say("The quick brown fox jumps over the lazy dog.")
     assert 1.5 < audio.size / SR < 5.0 and 0.01 < np.max(np.abs(audio)) < 1.0
+    melody = [(0.0, 0.375, 60), (0.375, 0.5, 60), (0.5, 1.0, 62), (1.0, 1.5, 60), (1.5, 2.0, 65), (2.0, 3.0, 64)]
+    sung = speaker.sing("happy birthday to you", [SungNote(a, b, n, 90) for a, b, n in melody])
+    assert abs(sung.size / SR - 3.0) < 0.01
+    f0, _, voiced = f0_pyin(sung, SR, 256, 60.0, 600.0, with_flag=True)
+    for start, end, note in melody:
+        frames = slice(int((start + 0.03) * SR / 256), int((end - 0.03) * SR / 256))
+        assert voiced[frames].mean() > 0.6, (note, voiced[frames].mean())
+        cents = 1200 * np.log2(np.median(f0[frames][voiced[frames]]) / (440 * 2 ** ((note - 69) / 12)))
+        assert abs(cents) < 20, (note, cents)
 
 
 def test_prepare_compiles_every_kernel_the_voice_uses(tiny):
@@ -209,3 +222,54 @@ def test_prepare_compiles_every_kernel_the_voice_uses(tiny):
     for _ in range(200):
         engine.process(out)
     assert {kernel: len(kernel.signatures) for kernel in kernels} == compiled
+
+
+def test_say_and_sing_over_osc_on_a_live_stream(jack):
+    """The shipped speech-voice preset on JACK: /say over UDP speaks (the captured output holds the
+    utterance), /sing then two notes sing; rendering on the OSC thread causes no underflow that a
+    machine stall does not explain."""
+    from conftest import JACK_PERIOD, JACK_RATE
+    from test_osc import Client, wait_for
+    from test_osc_wire import message
+
+    from synth.control.osc import OscServer
+    from synth.host import Host
+    from synth.io.stall_probe import StallProbe
+
+    frames = 4 * JACK_RATE
+    host = Host(load_preset("speech-voice").build_engine(JACK_RATE, JACK_PERIOD), device=jack, capture_frames=frames)
+    with StallProbe() as probe:
+        host.start()
+        server = OscServer(host, port=0)
+        server.start()
+        client = Client(server.port)
+        try:
+            client.send(message("/say", "Good evening, everyone."))
+            wait_for(lambda: server.counters.applied == 1, timeout=10)
+            time.sleep(2.0)
+            client.send(message("/sing", "la la"))
+            client.send(message("/note/on", 57, 100))
+            time.sleep(0.4)
+            client.send(message("/note/on", 57, 0))
+            client.send(message("/note/on", 60, 100))
+            wait_for(lambda: host.stream.captured_frames >= frames, timeout=10)
+        finally:
+            client.close()
+            server.stop()
+            host.stop()
+    assert server.counters.applied == 5 and server.counters.invalid == 0
+    assert probe.unexplained(host.stream.underflow_times()) == []
+    taken = host.stream.capture()[:, 0]
+    assert np.max(np.abs(taken[:2 * JACK_RATE])) > 0.05  # the speech
+    assert np.max(np.abs(taken[int(2.1 * JACK_RATE):])) > 0.01  # the singing
+    assert host.engine.slot("voice").plugin._next_syllable == 2
+
+
+def test_text_to_mel_training_resumes_from_its_checkpoint(tiny, tmp_path):
+    folder, corpus, _ = tiny
+    settings = dict(align_steps=6, batch_size=4, width=32, eval_every=2, checkpoint_every=2, threads=1)
+    first = train_text_to_mel(corpus, tmp_path / "tts", TtsTrainSettings(steps=2, **settings), progress=False)
+    assert sorted(p.name for p in (tmp_path / "tts.checkpoints").glob("*.safetensors")) == ["step-0000002.safetensors"]
+    resumed = train_text_to_mel(corpus, tmp_path / "tts", TtsTrainSettings(steps=4, **settings), resume=True,
+                                progress=False)
+    assert first["steps"] == 2 and [h["step"] for h in resumed["history"]] == [2, 4]  # continued, not restarted

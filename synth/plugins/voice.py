@@ -95,13 +95,15 @@ def make_lyric_table(speaker, text: str) -> LyricTable:
 
 
 class Voice(Instrument):
-    """Files: `tts` (the text-to-mel model's .json) and `decoder` (a speech decoder's .json).
+    """Files: `tts` (the text-to-mel model's .json), `decoder` (a speech decoder's .json, for
+    /say) and `singing_decoder` (one trained over a melody's f0 range, for the notes; default
+    `decoder`).
     Parameters: tune_cents -100..100, vibrato_rate_hz 0.1..12, vibrato_cents 0..100,
     dynamics_db 0..30 (how much velocity 1 is quieter than 127), harmonics_db and noise_db
     -60..12 (the decoder's two parts), level_db -60..12."""
 
     name = "voice"
-    file_keys = ("tts", "decoder")
+    file_keys = ("tts", "decoder", "singing_decoder")
     param_specs = (
         float_param("tune_cents", -100, 100, 0, "cents", doc="tuning of sung notes"),
         float_param("vibrato_rate_hz", 0.1, 12, 5.5, "Hz", LOG, doc="vibrato speed"),
@@ -112,14 +114,15 @@ class Voice(Instrument):
         float_param("level_db", -60, 12, 0, "dB", doc="output level"),
     )
 
-    def __init__(self, tts: str | Path | None = None, decoder: str | Path | None = None, voice_limit: int = 1,
-                 **values: object):
+    def __init__(self, tts: str | Path | None = None, decoder: str | Path | None = None,
+                 singing_decoder: str | Path | None = None, voice_limit: int = 1, **values: object):
         super().__init__(**values)
         from synth.speech import DEFAULT_SPEECH_DECODER, DEFAULT_TTS, Speaker
 
         self.speaker = Speaker(tts or DEFAULT_TTS, decoder or DEFAULT_SPEECH_DECODER)
         # the audio thread's own runtime: the speaker's renders /say on the control thread meanwhile
-        self.runtime = load_runtime(self.speaker.decoder_path, 1)
+        self.runtime = load_runtime(Path(singing_decoder).with_suffix("") if singing_decoder
+                                    else self.speaker.decoder_path, 1)
         self.hop = int(self.runtime.config["hop_samples"])
         self.model_rate = int(self.runtime.config["sample_rate"])
         self._default_lyric = make_lyric_table(self.speaker, DEFAULT_LYRIC)
