@@ -21,6 +21,7 @@ from synth.dsp.decoder_runtime import (
     check_weight_shapes,
     model_paths,
     read_metadata,
+    read_safetensors_with,
 )
 from synth.errors import SynthError
 
@@ -55,18 +56,11 @@ def write_model_files(path_stem, module: torch.nn.Module, meta: dict) -> tuple[P
 
 
 def read_safetensors(weights_path) -> dict[str, torch.Tensor]:
-    """Every tensor of a .safetensors file (never unpickling); SynthError naming the file if it is
-    missing or not a safetensors file."""
-    from safetensors import SafetensorError
+    """Every tensor of a .safetensors file as torch tensors (never unpickling); SynthError naming
+    the file if it is missing or not a safetensors file."""
     from safetensors.torch import load_file
 
-    weights_path = Path(weights_path)
-    if not weights_path.is_file():
-        raise SynthError(f"{weights_path}: weights file not found")
-    try:
-        return load_file(str(weights_path))
-    except (SafetensorError, OSError, ValueError) as error:
-        raise SynthError(f"{weights_path}: not a safetensors file ({error})") from None
+    return read_safetensors_with(load_file, weights_path)
 
 
 def load_weights_into(module: torch.nn.Module, weights_path) -> torch.nn.Module:

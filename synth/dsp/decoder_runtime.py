@@ -162,11 +162,10 @@ def check_metadata(meta: dict, where: str) -> dict:
     return check_config(meta["config"], where)
 
 
-def read_weights_numpy(weights_path) -> dict[str, np.ndarray]:
-    """All tensors of a .safetensors file as numpy arrays (safetensors.numpy: no torch, no pickle);
+def read_safetensors_with(load_file, weights_path) -> dict:
+    """load_file(path) (safetensors.numpy's or safetensors.torch's: no pickle) of a weights file;
     SynthError naming the file if it is missing or not a safetensors file."""
     from safetensors import SafetensorError
-    from safetensors.numpy import load_file
 
     weights_path = Path(weights_path)
     if not weights_path.is_file():
@@ -175,6 +174,13 @@ def read_weights_numpy(weights_path) -> dict[str, np.ndarray]:
         return load_file(str(weights_path))
     except (SafetensorError, OSError, ValueError) as error:
         raise SynthError(f"{weights_path}: not a safetensors file ({error})") from None
+
+
+def read_weights_numpy(weights_path) -> dict[str, np.ndarray]:
+    """All tensors of a .safetensors file as numpy arrays (no torch, no pickle)."""
+    from safetensors.numpy import load_file
+
+    return read_safetensors_with(load_file, weights_path)
 
 
 def load_runtime(path_stem, voices: int) -> DecoderRuntime:
