@@ -37,6 +37,7 @@ from synth.dsp.decoder_runtime import DecoderRuntime, load_runtime, model_paths
 from synth.dsp.decoder_synth import DecoderSynth
 from synth.dsp.features import f0_pyin, loudness_db
 from synth.dsp.filtered_noise import noise_delay_samples
+from synth.dsp.timbre_space import load_timbre_space
 from synth.errors import SynthError
 
 DEFAULT_GATE_DB = -70.0  # frames quieter than this (A-weighted dB) are rendered silent
@@ -198,8 +199,8 @@ def _decoder_entry(spec):
     """(index, ChainEntry) of the first `decoder` slot of a PresetSpec; SynthError if it has none."""
     for index, entry in enumerate(spec.chain):
         if entry.plugin == "decoder":
-            if "model" not in entry.files:
-                raise SynthError(f"{spec.source}: the decoder slot {entry.id!r} has no files.model")
+            if "model" not in entry.files and "vae" not in entry.files:
+                raise SynthError(f"{spec.source}: the decoder slot {entry.id!r} has no files.model (or files.vae)")
             return index, entry
     plugins = ", ".join(entry.plugin for entry in spec.chain)
     raise SynthError(f"{spec.source}: the preset has no decoder plugin in its chain ({plugins}); timbre transfer "
@@ -217,16 +218,36 @@ def decoder_from_preset(preset) -> tuple[Path, str | None, float, float]:
     preset (a synth.presets.PresetSpec, or a preset name/path to load); SynthError if it has none."""
     spec = _as_spec(preset)
     _, entry = _decoder_entry(spec)
-    stem = (spec.folder / entry.files["model"]).with_suffix("")
+    if "model" in entry.files:
+        stem = (spec.folder / entry.files["model"]).with_suffix("")
+    else:
+        stem = load_timbre_space(spec.folder / entry.files["vae"]).decoder_path.with_suffix("")
     instrument = entry.settings.get("instrument")
     return (stem, None if instrument is None else str(instrument),
             float(entry.params.get("harmonics_db", 0.0)), float(entry.params.get("noise_db", 0.0)))
 
 
+def preset_latent(preset, instrument: str | None = None) -> np.ndarray | None:
+    """The z (float32 [D]) of the first decoder slot of a preset with a timbre model (files.vae):
+    `instrument`'s centroid if given, else the slot's z1..zD parameters where the preset sets them
+    over its instrument's centroid; None without a timbre model."""
+    spec = _as_spec(preset)
+    _, entry = _decoder_entry(spec)
+    if "vae" not in entry.files:
+        return None
+    space = load_timbre_space(spec.folder / entry.files["vae"])
+    if instrument is not None:
+        return space.centroid(instrument).astype(np.float32)
+    z = space.centroid(str(entry.settings.get("instrument", space.instruments[0])))
+    for i in range(space.latent_dims):
+        z[i] = float(entry.params.get(f"z{i + 1}", z[i]))
+    return z.astype(np.float32)
+
+
 def live_transfer_preset(preset):
     """The preset `synth play PRESET --input` plays: the first `decoder` slot becomes a `transfer`
-    slot (synth.plugins.transfer) with the same id, model, instrument and harmonics_db / noise_db /
-    level_db, so live input drives the model; the other slots stay. OSC and MIDI CC mappings onto
+    slot (synth.plugins.transfer) with the same id, model (and timbre model), instrument and
+    harmonics_db / noise_db / level_db / z1..zD, so live input drives the model; the other slots stay. OSC and MIDI CC mappings onto
     decoder parameters the transfer plugin lacks (vibrato, envelope...) are dropped. A preset that
     already has a `transfer` slot is returned as it is. preset: a PresetSpec or a name/path."""
     import dataclasses
@@ -263,15 +284,23 @@ def transfer_file(in_wav, preset_or_model, out_wav, instrument: str | None = Non
 
     target = Path(str(preset_or_model))
     weights, meta = model_paths(target)
+    latent = None
     if target.suffix in (".json", ".safetensors") or (target.suffix != ".toml" and meta.is_file()):
         stem, preset_instrument, harmonics_db, noise_db = weights.with_suffix(""), None, 0.0, 0.0
     else:
         stem, preset_instrument, harmonics_db, noise_db = decoder_from_preset(str(preset_or_model))
+        latent = preset_latent(str(preset_or_model), instrument)
     data, sample_rate = read_wav(in_wav)
     if data.shape[0] == 0:
         raise SynthError(f"{in_wav}: the file holds no samples")
     mono = data.mean(axis=1, dtype=np.float64).astype(np.float32)
-    out = transfer(mono, sample_rate, stem, instrument or preset_instrument, pitch_shift_semitones,
-                   loudness_offset_db, harmonics_db=harmonics_db, noise_db=noise_db)
+    if latent is None:
+        out = transfer(mono, sample_rate, stem, instrument or preset_instrument, pitch_shift_semitones,
+                       loudness_offset_db, harmonics_db=harmonics_db, noise_db=noise_db)
+    else:  # a timbre model's decoder: z instead of an instrument name
+        runtime = load_runtime(stem, 1)
+        runtime.latent[0] = latent
+        out = transfer_runtime(runtime, mono, sample_rate, None, pitch_shift_semitones, loudness_offset_db,
+                               harmonics_db=harmonics_db, noise_db=noise_db)
     path = write_wav(out_wav, out[:, None], sample_rate, fmt)
     return path, out.shape[0] / sample_rate

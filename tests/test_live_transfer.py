@@ -262,3 +262,26 @@ def test_prepare_compiles_every_kernel_the_live_path_uses(model_json):
         engine.process(out, live_input[start:start + 64])
     engine.process(out)
     assert {kernel: len(kernel.signatures) for kernel in _kernels()} == compiled
+
+
+def test_a_timbre_space_preset_transfers_live_and_takes_the_latent_addresses():
+    """timbre-space --input: the transfer slot keeps files.vae, and /latent/morph moves its z."""
+    from synth.control.addresses import MessageTranslator
+    from synth.dsp.timbre_space import load_timbre_space
+
+    spec = live_transfer_preset("timbre-space")
+    (slot,) = [entry for entry in spec.chain if entry.plugin == "transfer"]
+    assert slot.files == {"vae": "models/gm-vae.json"} and slot.settings == {"instrument": "violin"}
+    engine = spec.build_engine(SR, 256, 1, input_channels=1)
+    engine.prepare()
+    plugin = engine.slot("timbre").plugin
+    space = load_timbre_space(plugin.timbre_space.json_path)
+    np.testing.assert_allclose(plugin.runtime.latent[0], space.centroid("violin"), atol=1e-5)  # the instrument's
+    for event in MessageTranslator(engine, strict=False).translate("/latent/morph", ["violin", "flute", 1.0], 0):
+        engine.schedule(event)
+    live_input = tone(0.5, [(0.0, 330.0, 0.3)])
+    out = np.zeros((256, 1), np.float32)
+    for start in range(0, live_input.shape[0], 256):
+        engine.process(out, live_input[start:start + 256])
+    np.testing.assert_allclose(plugin.runtime.latent[0], space.centroid("flute"), atol=1e-5)
+    assert np.max(np.abs(out)) > 0.01

@@ -214,3 +214,19 @@ def test_synth_latent_draws_the_space_and_synth_encode_prints_z(tmp_path):
     done = subprocess.run([sys.executable, "-m", "synth", "latent", str(tmp_path / "x.jpg")], capture_output=True,
                           text=True, timeout=120)
     assert done.returncode == 2 and "name it .png" in done.stderr
+
+
+def test_offline_transfer_with_a_timbre_model_preset_uses_its_z(tmp_path):
+    """`synth transfer IN.wav timbre-space`: the decoder of the timbre model plays the preset's z (the
+    violin's centroid); --instrument picks another centroid, and the two differ."""
+    from synth.transfer import preset_latent, transfer_file
+
+    note = render_note(73, 69, 100, 0.6, sample_rate=SR, release_s=0.1)
+    soundfile.write(tmp_path / "in.wav", note, SR)
+    space = load_timbre_space(SHIPPED)
+    np.testing.assert_allclose(preset_latent("timbre-space"), space.centroid("violin"), rtol=1e-6)
+    violin, _ = transfer_file(tmp_path / "in.wav", "timbre-space", tmp_path / "violin.wav")
+    flute, _ = transfer_file(tmp_path / "in.wav", "timbre-space", tmp_path / "flute.wav", instrument="flute")
+    a, b = soundfile.read(violin)[0], soundfile.read(flute)[0]
+    assert a.shape == b.shape == note.shape and np.max(np.abs(a)) > 0.01
+    assert np.sqrt(np.mean((a - b) ** 2)) > 0.1 * np.sqrt(np.mean(a ** 2))

@@ -51,6 +51,54 @@ def latent_param_names(dims: int) -> list[str]:
     return [f"z{i + 1}" for i in range(dims)]
 
 
+LATENT_PARAMS = tuple(float_param(name, -Z_LIMIT, Z_LIMIT, 0, doc="timbre latent component (with files.vae)")
+                      for name in latent_param_names(MAX_LATENT_DIMS))
+
+
+class DecoderTimbre:
+    """The model a decoder plugin plays and how its timbre is chosen: by instrument name (a model
+    with an instrument table), or by z from the plugin's parameters z1..zD (with a timbre model,
+    `vae`; `model` then defaults to the decoder it names, and settings.instrument sets z1..zD to
+    that instrument's centroid unless `values` sets them). SynthError naming the file or setting."""
+
+    def __init__(self, plugin, model, vae, runtime: DecoderRuntime | None, voices: int, instrument: str | None,
+                 values: dict):
+        self.space = load_timbre_space(vae) if vae is not None else None
+        if self.space is None:
+            self.runtime, self.instrument = open_model(model, runtime, voices, instrument)
+            return
+        space = self.space
+        self.runtime, _ = open_model(model or space.decoder_path, runtime, voices, None)
+        if self.runtime.latent_dims != space.latent_dims:
+            raise SynthError(f"files.vae: the timbre model's z has {space.latent_dims} dimensions, the decoder "
+                             f"takes {self.runtime.latent_dims}")
+        if instrument is not None and instrument not in space.instruments:
+            raise SynthError(f"settings.instrument: {instrument!r} is not one of the timbre model's instruments "
+                             f"({', '.join(space.instruments)})")
+        self.instrument = instrument or space.instruments[0]
+        for name, value in zip(latent_param_names(space.latent_dims), space.centroid(self.instrument)):
+            if name not in values:
+                plugin.params[name].set(float(value))
+
+    def allocate(self, params: dict) -> None:
+        """Buffers for the z parameters (plugin.params), every voice on the instrument (without a
+        timbre model), and the runtime's kernels compiled."""
+        dims = self.space.latent_dims if self.space is not None else 0
+        self._z = np.zeros(dims, dtype=np.float32)
+        self._z_params = [params[name] for name in latent_param_names(dims)]
+        if self.instrument is not None and self.space is None:
+            for v in range(self.runtime.voices):
+                self.runtime.set_voice_instrument(v, self.instrument)
+        self.runtime.warm_up()
+
+    def advance(self, hop: int) -> None:
+        """With a timbre model: every voice's z becomes the z parameters' values one hop on."""
+        if self._z_params:
+            for i, param in enumerate(self._z_params):
+                self._z[i] = param.ramp(hop)[1]
+            fill_rows(self.runtime.latent, self._z)
+
+
 class NeuralDecoder(PolyInstrument):
     """Files: `model` (the decoder's .json; its .safetensors beside it) and, optionally, `vae` (a
     timbre model, models.vae: then z comes from the parameters z1..zD, and `model` defaults to
@@ -77,29 +125,13 @@ class NeuralDecoder(PolyInstrument):
         float_param("dynamics_db", 6, 60, 24, "dB", smoothing_ms=0, doc="loudness range of the velocities"),
         float_param("harmonics_db", -60, 12, 0, "dB", doc="gain of the harmonic part"),
         float_param("noise_db", -60, 12, 0, "dB", doc="gain of the filtered-noise part"),
-    ) + envelope_params(attack_ms=30.0, decay_ms=2000.0, sustain=0.8, release_ms=250.0, level_db=0.0) + tuple(
-        float_param(name, -Z_LIMIT, Z_LIMIT, 0, doc="timbre latent component (with files.vae)")
-        for name in latent_param_names(MAX_LATENT_DIMS))
+    ) + envelope_params(attack_ms=30.0, decay_ms=2000.0, sustain=0.8, release_ms=250.0, level_db=0.0) + LATENT_PARAMS
 
     def __init__(self, voice_limit: int = 16, model: str | Path | None = None, instrument: str | None = None,
                  runtime: DecoderRuntime | None = None, vae: str | Path | None = None, **values: object):
         super().__init__(voice_limit, **values)
-        self.timbre_space = load_timbre_space(vae) if vae is not None else None
-        if self.timbre_space is None:
-            self.runtime, self.instrument = open_model(model, runtime, voice_limit, instrument)
-        else:
-            space = self.timbre_space
-            self.runtime, _ = open_model(model or space.decoder_path, runtime, voice_limit, None)
-            if self.runtime.latent_dims != space.latent_dims:
-                raise SynthError(f"files.vae: the timbre model's z has {space.latent_dims} dimensions, the decoder "
-                                 f"takes {self.runtime.latent_dims}")
-            if instrument is not None and instrument not in space.instruments:
-                raise SynthError(f"settings.instrument: {instrument!r} is not one of the timbre model's instruments "
-                                 f"({', '.join(space.instruments)})")
-            self.instrument = instrument or space.instruments[0]
-            for name, value in zip(latent_param_names(space.latent_dims), space.centroid(self.instrument)):
-                if name not in values:
-                    self.params[name].set(float(value))
+        self.timbre = DecoderTimbre(self, model, vae, runtime, voice_limit, instrument, values)
+        self.runtime, self.instrument, self.timbre_space = self.timbre.runtime, self.timbre.instrument, self.timbre.space
         config = self.runtime.config
         self.hop = int(config["hop_samples"])
         self.model_rate = int(config["sample_rate"])
@@ -121,15 +153,9 @@ class NeuralDecoder(PolyInstrument):
         self._vibrato = np.zeros(voices)
         self._synth = DecoderSynth(self.runtime)
         self._frame = np.zeros(self.hop, dtype=np.float32)
-        dims = self.timbre_space.latent_dims if self.timbre_space is not None else 0
-        self._z = np.zeros(dims, dtype=np.float32)
-        self._z_params = [self.params[name] for name in latent_param_names(dims)]
         self._position = self.hop  # samples of the current frame already handed out
         self._last_pitch_hz = 0.0
-        if self.instrument is not None and self.timbre_space is None:
-            for v in range(voices):
-                self.runtime.set_voice_instrument(v, self.instrument)
-        self.runtime.warm_up()
+        self.timbre.allocate(self.params)
 
     def start_voice(self, v: int, was_idle: bool) -> None:
         glide = self.params["glide_ms"].target > 0.0 and self._last_pitch_hz > 0.0
@@ -173,10 +199,7 @@ class NeuralDecoder(PolyInstrument):
                            p["vibrato_cents"].ramp(hop)[1], self.loudness_top_db,
                            max(self.loudness_floor_db, self.loudness_top_db - p["dynamics_db"].target),
                            self._f0, self._loudness, self._active)
-        if self._z_params:
-            for i, param in enumerate(self._z_params):
-                self._z[i] = param.ramp(hop)[1]
-            fill_rows(self.runtime.latent, self._z)
+        self.timbre.advance(hop)
         self.runtime.step(self._f0, self._loudness, None, self._active)
         self._frame.fill(0.0)
         self._synth.render_frame(self._frame, self._frame, self._f0, self._active,

@@ -35,7 +35,7 @@ from synth.dsp.sample_ring import gather_channel, ring_read, ring_write
 from synth.errors import SynthError
 from synth.params import float_param
 from synth.plugins.base import SOURCE, Plugin
-from synth.plugins.decoder import open_model
+from synth.plugins.decoder import LATENT_PARAMS, DecoderTimbre
 
 ANALYSIS_WINDOW_S = 0.021  # rounded up to a power of two: 1024 samples (21.3 ms) at 48 kHz, long enough for 60 Hz
 ANALYSIS_RANGE_HZ = (60.0, 1500.0)  # f0 search range of the live tracker
@@ -43,21 +43,23 @@ MAX_INPUT_CHANNEL = 32
 
 
 class LiveTransfer(Plugin):
-    """Files: `model` (the decoder's .json). Settings: `instrument` (one of the model's timbres,
-    default its first), `input_channel` (1-based channel of the live input to follow, default 1).
-    Parameters:
+    """Files: `model` (the decoder's .json) and optionally `vae` (a timbre model: z from z1..zD, as
+    in the `decoder` plugin, so /latent, /latent/xy and /latent/morph move the live voice too).
+    Settings: `instrument` (one of the model's timbres, default its first), `input_channel`
+    (1-based channel of the live input to follow, default 1). Parameters:
 
     pitch_shift_semitones: -24..24, transposition of the input's pitch.
     loudness_offset_db: -40..40 dB added to the input's measured loudness (a quiet microphone
     reads well below the model's training range).
     gate_db: -100..-20 dB; input quieter than this (after the offset) gives silence.
     harmonics_db, noise_db: -60..12 dB, gains of the harmonic and noise parts; level_db: output level.
+    z1..z16: -6..6, the timbre latent (only with `vae`).
     """
 
     name = "transfer"
     kind = SOURCE
     reads_block_input = True
-    file_keys = ("model",)
+    file_keys = ("model", "vae")
     setting_keys = ("instrument", "input_channel")
     param_specs = (
         float_param("pitch_shift_semitones", -24, 24, 0, "semitones", doc="transposition of the input's pitch"),
@@ -66,16 +68,17 @@ class LiveTransfer(Plugin):
         float_param("harmonics_db", -60, 12, 0, "dB", doc="gain of the harmonic part"),
         float_param("noise_db", -60, 12, 0, "dB", doc="gain of the filtered-noise part"),
         float_param("level_db", -60, 12, 0, "dB", doc="output level"),
-    )
+    ) + LATENT_PARAMS
 
     def __init__(self, model: str | Path | None = None, instrument: str | None = None, input_channel: int = 1,
-                 runtime: DecoderRuntime | None = None, **values: object):
+                 runtime: DecoderRuntime | None = None, vae: str | Path | None = None, **values: object):
         super().__init__(**values)
         if (isinstance(input_channel, bool) or not isinstance(input_channel, (int, float))
                 or input_channel != int(input_channel) or not 1 <= input_channel <= MAX_INPUT_CHANNEL):
             raise SynthError(f"settings.input_channel: {input_channel!r} must be a channel number 1..{MAX_INPUT_CHANNEL}")
         self.input_channel = int(input_channel)
-        self.runtime, self.instrument = open_model(model, runtime, 1, instrument)
+        self.timbre = DecoderTimbre(self, model, vae, runtime, 1, instrument, values)
+        self.runtime, self.instrument, self.timbre_space = self.timbre.runtime, self.timbre.instrument, self.timbre.space
         config = self.runtime.config
         self.hop = int(config["hop_samples"])
         self.model_rate = int(config["sample_rate"])
@@ -110,9 +113,7 @@ class LiveTransfer(Plugin):
         self._loudness = np.zeros(1, dtype=np.float32)
         self._active = np.zeros(1, dtype=bool)
         self._synth = DecoderSynth(self.runtime)
-        if self.instrument is not None:
-            self.runtime.set_voice_instrument(0, self.instrument)
-        self.runtime.warm_up()
+        self.timbre.allocate(self.params)
         self._read_position = 0
         self._written_until = self.frame_delay_samples
         self._was_active = False
@@ -156,6 +157,7 @@ class LiveTransfer(Plugin):
         self._f0[0] = f0_hz * 2.0 ** (p["pitch_shift_semitones"].ramp(hop)[1] / 12.0)
         self._loudness[0] = loudness_db
         self._active[0] = active
+        self.timbre.advance(hop)
         self.runtime.step(self._f0, self._loudness, None, self._active)
         self._frame.fill(0.0)
         self._synth.render_frame(self._frame, self._frame, self._f0, self._active,
