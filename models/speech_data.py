@@ -66,7 +66,7 @@ def fortune_sentences(folder: Path = FORTUNE_FOLDER, files=FORTUNE_FILES) -> lis
                 words = _WORD.findall(sentence)
                 if not 4 <= len(words) <= 24 or len(sentence) > 160:
                     continue
-                if not re.fullmatch(r"[A-Za-z0-9 ,.;:!?'\"\-$%&()]+", sentence) or not sentence[-1] in ".!?":
+                if not re.fullmatch(r"[A-Za-z0-9 ,.;:!?'\"\-$%&()]+", sentence) or sentence[-1] not in ".!?":
                     continue
                 if sum(c.isupper() for c in sentence) > 0.3 * len(words) + 2:
                     continue

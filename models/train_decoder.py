@@ -143,7 +143,7 @@ def start_training(seed: int, threads: int, device: str) -> None:
         raise SynthError(f"--device {device}: no CUDA device is available here")
 
 
-def train_decoder(data_folder: str | Path, out_stem: str | Path, settings: TrainSettings = TrainSettings(),
+def train_decoder(data_folder: str | Path, out_stem: str | Path, settings: TrainSettings | None = None,
                   checkpoint_dir: str | Path | None = None, resume: bool = False, progress: bool = True,
                   command: str | None = None) -> dict:
     """Train on the data set in `data_folder` (models.data.build_dataset) and write the model as
@@ -152,6 +152,7 @@ def train_decoder(data_folder: str | Path, out_stem: str | Path, settings: Train
     instead: one voice (no instrument table, no z) reading the 128 log-mel bands of each frame
     beside f0 and loudness, since speech needs the spectral envelope the notes' pitch and loudness
     cannot give."""
+    settings = settings or TrainSettings()
     data_folder, out_stem = Path(data_folder), Path(out_stem)
     checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else out_stem.parent / f"{out_stem.name}.checkpoints"
     start_training(settings.seed, settings.threads, settings.device)

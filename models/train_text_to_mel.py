@@ -191,10 +191,11 @@ def tts_loss(model: TextToMel, batch: dict) -> tuple[torch.Tensor, dict]:
     return total, {k: float(v.detach()) for k, v in parts.items()}
 
 
-def train_text_to_mel(corpus, out_stem, settings: TtsTrainSettings = TtsTrainSettings(), resume: bool = False,
+def train_text_to_mel(corpus, out_stem, settings: TtsTrainSettings | None = None, resume: bool = False,
                       progress: bool = True, command: str | None = None) -> dict:
     """Align the corpus and train the model (see the module docstring); writes the model at
     out_stem. Returns a summary: steps, seconds, held-out loss, alignment loss, utterances."""
+    settings = settings or TtsTrainSettings()
     corpus, out_stem = Path(corpus), Path(out_stem)
     start_training(settings.seed, settings.threads, settings.device)
     started = time.perf_counter()

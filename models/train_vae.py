@@ -117,11 +117,12 @@ def note_posteriors(encoder: TimbreEncoder, folder: Path, split: str) -> tuple[n
     return np.stack(means), names, families
 
 
-def train_vae(data_folder, decoder_stem, out_stem, settings: VaeTrainSettings = VaeTrainSettings(),
+def train_vae(data_folder, decoder_stem, out_stem, settings: VaeTrainSettings | None = None,
               resume: bool = False, progress: bool = True, command: str | None = None) -> dict:
     """Train the encoder with the decoder at `decoder_stem` on the data set in `data_folder`; write
     the timbre model at `out_stem` and its decoder at `<out_stem>-decoder`. Returns a summary:
     steps, seconds, held-out loss with encoded z and with the training mean z, KL per dimension."""
+    settings = settings or VaeTrainSettings()
     data_folder, out_stem = Path(data_folder), Path(out_stem)
     checkpoint_dir = out_stem.parent / f"{out_stem.name}.checkpoints"
     start_training(settings.seed, settings.threads, settings.device)
