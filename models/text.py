@@ -312,12 +312,18 @@ def phonemize(text: str, voice: str = "en-us") -> list[str]:
     tokens = []
     for line, (_, mark) in zip(lines, clauses):
         words = re.sub(r"\([a-z\-]+\)", " ", line).split()
-        for number, word in enumerate(words):
-            if number:
-                tokens.append(" ")
-            tokens += _phoneme_tokens(word)
-        tokens.append(mark)
+        tokens += _clause_tokens([_phoneme_tokens(word) for word in words], mark)
     return tokens
+
+
+def _clause_tokens(words: list[list[str]], mark: str) -> list[str]:
+    """One clause's tokens: its words' tokens with " " between them, then its punctuation mark."""
+    tokens = []
+    for number, word in enumerate(words):
+        if number:
+            tokens.append(" ")
+        tokens += word
+    return tokens + [mark]
 
 
 def characters(text: str) -> list[str]:
@@ -329,13 +335,8 @@ def characters(text: str) -> list[str]:
         plain = unicodedata.normalize("NFKD", body.lower())
         plain = re.sub(r"[^a-z']+", " ", "".join(c for c in plain if not unicodedata.combining(c)))
         words = [w for w in re.findall(r"[a-z]+(?:'[a-z]+)*", plain)]
-        if not words:
-            continue
-        for number, word in enumerate(words):
-            if number:
-                tokens.append(" ")
-            tokens += list(word)
-        tokens.append(mark)
+        if words:
+            tokens += _clause_tokens([list(word) for word in words], mark)
     return tokens
 
 

@@ -16,8 +16,9 @@ effect on, event), for a recorder thread to write out.
 
 Per block: drain posted events into the scheduler; cut the block into chunks of at most max_block
 frames and hand each chunk's live input to the plugins that analyse it (`reads_block_input`)
-before rendering it; split the chunk at each event's sample time and apply the event there; for each segment, sum the instruments into the bus, run the effects in
-order, then the master safety stage (non-finite output -> silence, counted, plugin reset; a hard
+before rendering it; split the chunk at each event's sample time and apply the event there; for
+each segment, sum the instruments into the bus, run the effects in order, then the master safety
+stage (non-finite output -> silence, counted, plugin reset; a hard
 ceiling the output cannot pass).
 """
 

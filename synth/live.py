@@ -15,7 +15,6 @@ from synth.control.osc_tcp import OscTcpServer
 from synth.control.recorder import SessionRecorder
 from synth.host import Host
 from synth.io.audiofile import wav_writer
-from synth.plugins.transfer import LiveTransfer
 from synth.presets import load_preset
 from synth.render import total_frames
 from synth.scores import load_score
@@ -27,14 +26,8 @@ STATUS_INTERVAL_S = 0.25
 def latency_line(host: Host) -> str:
     """What live input goes through before it is heard, in ms: the stream's input buffer, the
     chain's analysis and frame delay (timbre transfer), the stream's output buffer."""
-    status, engine = host.status(), host.engine
-    parts = []
-    for slot in engine.slots:
-        plugin = slot.plugin
-        if isinstance(plugin, LiveTransfer):
-            to_ms = 1000.0 / engine.sample_rate
-            parts.append(f"analysis window {plugin.tracker.latency_samples * to_ms:.1f} ms + frames "
-                         f"{plugin.frame_delay_samples * to_ms:.1f} ms")
+    status = host.status()
+    parts = [detail for slot in host.engine.slots if (detail := slot.plugin.latency_detail())]
     detail = f" ({'; '.join(parts)})" if parts else ""
     return (f"live input latency: {status.plugin_latency_ms:.1f} ms added by the chain{detail}; with the stream's "
             f"input {status.input_latency_ms:.1f} ms and output {status.output_latency_ms:.1f} ms, "

@@ -16,6 +16,7 @@ import torch
 
 from models.data import (INSTRUMENTS, MANIFEST, NoteExcerpts, assign_splits, build_dataset, dataset_from_wavs,
                          dataset_statistics, instrument_pitches, log_mel, read_manifest)
+from synth.dsp.oscillators import midi_to_hz
 from synth.errors import SynthError
 from synth.io.audiofile import write_wav
 from synth.io.soundfont import find_soundfont, render_note
@@ -26,26 +27,23 @@ SETTINGS = dict(instruments=["flute", "cello"], soundfont="timgm6mb", pitches=2,
                 seconds=1.0, release_s=0.25, progress=False)
 
 
-def midi_hz(note: int) -> float:
-    return 440.0 * 2.0 ** ((note - 69) / 12.0)
-
-
-@pytest.fixture(scope="module")
-def built(tmp_path_factory):
+def _need_timgm6mb() -> None:
     try:
         find_soundfont("timgm6mb")
     except SynthError as error:
         pytest.skip(f"{error}: the data set tests render real soundfont notes")
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    _need_timgm6mb()
     return build_dataset(tmp_path_factory.mktemp("notes"), **SETTINGS)
 
 
 @pytest.fixture(scope="module")
 def user_wavs(tmp_path_factory):
     """A folder of real WAV files: a 2.5 s stereo 44.1 kHz flute note (PCM 16) and a 1 s mono 48 kHz cello."""
-    try:
-        find_soundfont("timgm6mb")
-    except SynthError as error:
-        pytest.skip(f"{error}: the data set tests render real soundfont notes")
+    _need_timgm6mb()
     folder = tmp_path_factory.mktemp("wavs")
     flute = render_note(73, 76, 100, 2.0, sample_rate=44100, release_s=0.5)
     write_wav(folder / "my_flute.wav", np.stack([flute, 0.5 * flute], axis=1), 44100, "pcm16")
@@ -90,7 +88,7 @@ def test_built_notes_hold_aligned_features(built):
             entry["instrument"], entry["note"], entry["velocity"])
         assert int(data["program"]) == INSTRUMENTS[entry["instrument"]].program
         sustain = slice(40, 170)
-        error_cents = 1200 * np.log2(data["f0_hz"][sustain] / midi_hz(entry["note"]))
+        error_cents = 1200 * np.log2(data["f0_hz"][sustain] / midi_to_hz(entry["note"]))
         assert np.median(np.abs(error_cents)) < 20.0, entry["file"]
     by_key = {(e["instrument"], e["note"], e["velocity"]): load(built, e) for e in manifest["notes"]}
     for (name, pitch, velocity), data in by_key.items():
@@ -200,8 +198,8 @@ def test_statistics_describe_the_training_notes(built):
     assert stats["split"] == "train" and stats["notes"] == 6 and stats["instruments"] == ["cello", "flute"]
     low, high = stats["f0_range_hz"]
     pitches = [e["note"] for e in read_manifest(built)["notes"]]
-    assert midi_hz(min(pitches)) * 0.95 < low < midi_hz(min(pitches)) * 1.05
-    assert midi_hz(max(pitches)) * 0.95 < high < midi_hz(max(pitches)) * 1.05
+    assert midi_to_hz(min(pitches)) * 0.95 < low < midi_to_hz(min(pitches)) * 1.05
+    assert midi_to_hz(max(pitches)) * 0.95 < high < midi_to_hz(max(pitches)) * 1.05
     lo_db, hi_db = stats["loudness_range_db"]
     assert -120.0 <= lo_db < stats["loudness_mean_db"] < hi_db < 0.0
     assert stats["loudness_std_db"] > 1.0
@@ -232,7 +230,7 @@ def test_dataset_from_wavs(user_wavs, tmp_path):
     frames = data["f0_hz"].size
     assert flute[0]["stop_frame"] == flute[1]["start_frame"] == frames - int(np.ceil(RATE / HOP))
     assert flute[1]["stop_frame"] == frames
-    error_cents = 1200 * np.log2(data["f0_hz"][40:350] / midi_hz(76))
+    error_cents = 1200 * np.log2(data["f0_hz"][40:350] / midi_to_hz(76))
     assert np.median(np.abs(error_cents)) < 20.0
     cello = [e for e in manifest["notes"] if e["instrument"] == "my_cello"]
     assert [e["split"] for e in cello] == ["train"]  # 1 s: too short to hold out

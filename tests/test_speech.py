@@ -273,3 +273,34 @@ def test_text_to_mel_training_resumes_from_its_checkpoint(tiny, tmp_path):
     resumed = train_text_to_mel(corpus, tmp_path / "tts", TtsTrainSettings(steps=4, **settings), resume=True,
                                 progress=False)
     assert first["steps"] == 2 and [h["step"] for h in resumed["history"]] == [2, 4]  # continued, not restarted
+
+
+def test_the_voice_allocates_nothing_while_it_speaks_and_sings(tiny):
+    from conftest import assert_process_allocates_nothing
+
+    folder, _, _ = tiny
+    engine = Engine([Slot("voice", Voice(tts=folder / "tts.json", decoder=folder / "voice.json"))], SR, 256, 2)
+    engine.prepare()
+    translator = MessageTranslator(engine)
+    for event in translator.translate("/sing", ["la la la"], 0) + translator.translate("/say", ["Hello there."], 0):
+        engine.schedule(event)
+    engine.schedule(NoteOn(0, 60, 100))
+    out = np.zeros((256, 2), np.float32)
+    engine.process(out)
+    assert_process_allocates_nothing(engine, out, 20)
+
+
+@pytest.mark.parametrize("args, sentence", [
+    (["say", "   ", "-o", "x.wav"], "there is no text to say"),
+    (["say", "Hello.", "-o", "x.wav", "--rate", "9"], "argument --rate"),
+    (["sing", "la la", "garbage.mid", "-o", "x.wav"], "garbage.mid: not a readable standard MIDI file"),
+    (["say", "Hello.", "-o", "x.wav", "--preset", "warm-pad"], "has no decoder plugin in its chain"),
+    (["speech-corpus", "corpus", "--minutes", "0.1", "--pitch", "0", "120"], "pitch=(0, 120) must be 0..99"),
+    (["train", "text-to-mel", "--corpus", "nowhere", "-o", "m"], "nowhere/metadata.csv: missing"),
+])
+def test_bad_speech_commands_give_one_clear_error(args, sentence, tmp_path):
+    (tmp_path / "garbage.mid").write_bytes(b"MThd garbage")
+    done = subprocess.run([sys.executable, "-m", "synth", *args], capture_output=True, text=True, timeout=300,
+                          cwd=tmp_path)
+    assert done.returncode == 2 and sentence in done.stderr and "Traceback" not in done.stderr, done.stderr
+    assert not (tmp_path / "x.wav").exists()

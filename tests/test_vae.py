@@ -3,6 +3,7 @@ plugin's z parameters, the /latent addresses and the `synth latent` / `synth enc
 
 import json
 import subprocess
+import tomllib
 import sys
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from synth.errors import SynthError
 from synth.events import NoteOn, ParamChange
 from synth.io.soundfont import render_note
 from synth.plugins.decoder import NeuralDecoder
-from synth.presets import load_preset
+from synth.presets import load_preset, parse_preset
 
 SR = 48000
 SHIPPED = Path(__file__).resolve().parent.parent / "presets" / "models" / "gm-vae.json"
@@ -230,3 +231,46 @@ def test_offline_transfer_with_a_timbre_model_preset_uses_its_z(tmp_path):
     a, b = soundfile.read(violin)[0], soundfile.read(flute)[0]
     assert a.shape == b.shape == note.shape and np.max(np.abs(a)) > 0.01
     assert np.sqrt(np.mean((a - b) ** 2)) > 0.1 * np.sqrt(np.mean(a ** 2))
+
+
+def test_a_decoder_with_a_timbre_model_allocates_and_compiles_nothing_while_playing():
+    import numba
+
+    from conftest import assert_process_allocates_nothing
+    from synth.dsp import decoder_runtime, decoder_voices, filtered_noise, mix, noise, oscbank
+
+    kernels = [obj for m in (decoder_runtime, decoder_voices, filtered_noise, mix, noise, oscbank)
+               for obj in vars(m).values() if isinstance(obj, numba.core.registry.CPUDispatcher)]
+    engine = load_preset("timbre-space").build_engine(SR, 256, 2)
+    engine.prepare()
+    compiled = {kernel: len(kernel.signatures) for kernel in kernels}
+    for i, note in enumerate((60, 64, 67)):
+        engine.schedule(NoteOn(i * 100, note, 100))
+        engine.schedule(ParamChange(i * 700, "timbre", "z1", -1.0 + i))
+    out = np.zeros((256, 2), np.float32)
+    for _ in range(20):
+        engine.process(out)
+    assert_process_allocates_nothing(engine, out, 100)
+    assert {kernel: len(kernel.signatures) for kernel in kernels} == compiled
+
+
+@pytest.mark.parametrize("files, message", [
+    ('{ vae = "models/missing.json" }', r"p\.toml: chain\[0\]\.files\.vae: no such file: .*missing\.json"),
+    ('{ vae = "models/gm-decoder.json" }', r"p\.toml: chain\[0\]: .*gm-decoder\.json: key 'kind'='synth\.decoder', "
+                                           r"expected 'synth\.timbre_vae'"),
+])
+def test_a_bad_timbre_model_file_names_the_preset_and_the_problem(files, message, tmp_path):
+    preset = SHIPPED.parent.parent / "p.toml"  # beside the shipped presets: their models/ folder is found
+    text = f'format_version = 1\n[[chain]]\nplugin = "decoder"\nfiles = {files}\n'
+    with pytest.raises(SynthError, match=message):
+        parse_preset(tomllib.loads(text), str(preset)).build_engine()
+
+
+def test_bad_encode_and_latent_inputs_give_one_clear_error(tmp_path):
+    (tmp_path / "noise.wav").write_bytes(b"RIFF not really a wav file")
+    done = subprocess.run([sys.executable, "-m", "synth", "encode", str(tmp_path / "noise.wav")], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 2 and "noise.wav" in done.stderr and "Traceback" not in done.stderr
+    done = subprocess.run([sys.executable, "-m", "synth", "latent", str(tmp_path / "x.png"), "--model",
+                           str(tmp_path / "none.json")], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "none.json: metadata file not found" in done.stderr

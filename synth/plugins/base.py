@@ -102,6 +102,10 @@ class Plugin:
         """How many samples this plugin's output lags the live input that drives it (0: none)."""
         return 0
 
+    def latency_detail(self) -> str:
+        """What latency_samples is made of, for people (empty: nothing to add)."""
+        return ""
+
     def begin_input(self, live_input: np.ndarray | None, start: int, n: int) -> None:
         """Plugins with `reads_block_input`: the live input of the next n frames, rows start..start+n
         of live_input (float32 [frames, input channels], as the stream delivers it; None: silence),

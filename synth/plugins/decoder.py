@@ -43,6 +43,12 @@ def open_model(model, runtime: DecoderRuntime | None, voices: int, instrument: s
     return runtime, instrument or (instruments[0] if instruments else None)
 
 
+def check_model_rate(model_rate: int, sample_rate: float, what: str = "decoder model") -> None:
+    """SynthError unless the engine runs at the rate (Hz) the model was trained at."""
+    if int(sample_rate) != model_rate:
+        raise SynthError(f"the {what} runs at {model_rate} Hz; the engine runs at {int(sample_rate)} Hz")
+
+
 MAX_LATENT_DIMS = 16
 
 
@@ -139,8 +145,7 @@ class NeuralDecoder(PolyInstrument):
         self.loudness_floor_db, self.loudness_top_db = float(low), float(high)
 
     def prepare(self, sample_rate: float, max_block: int, channels: int) -> None:
-        if int(sample_rate) != self.model_rate:
-            raise SynthError(f"the decoder model runs at {self.model_rate} Hz; the engine runs at {int(sample_rate)} Hz")
+        check_model_rate(self.model_rate, sample_rate)
         super().prepare(sample_rate, max_block, channels)
 
     def allocate(self) -> None:

@@ -35,7 +35,7 @@ from synth.dsp.sample_ring import gather_channel, ring_read, ring_write
 from synth.errors import SynthError
 from synth.params import float_param
 from synth.plugins.base import SOURCE, Plugin
-from synth.plugins.decoder import LATENT_PARAMS, DecoderTimbre
+from synth.plugins.decoder import LATENT_PARAMS, DecoderTimbre, check_model_rate
 
 ANALYSIS_WINDOW_S = 0.021  # rounded up to a power of two: 1024 samples (21.3 ms) at 48 kHz, long enough for 60 Hz
 ANALYSIS_RANGE_HZ = (60.0, 1500.0)  # f0 search range of the live tracker
@@ -93,9 +93,13 @@ class LiveTransfer(Plugin):
         """Output lag behind the input (samples): the analysis' window / 2 plus the frame delay."""
         return self.tracker.latency_samples + self.frame_delay_samples
 
+    def latency_detail(self) -> str:
+        to_ms = 1000.0 / self.model_rate
+        return (f"analysis window {self.tracker.latency_samples * to_ms:.1f} ms + frames "
+                f"{self.frame_delay_samples * to_ms:.1f} ms")
+
     def prepare(self, sample_rate: float, max_block: int, channels: int) -> None:
-        if int(sample_rate) != self.model_rate:
-            raise SynthError(f"the decoder model runs at {self.model_rate} Hz; the engine runs at {int(sample_rate)} Hz")
+        check_model_rate(self.model_rate, sample_rate)
         super().prepare(sample_rate, max_block, channels)
         self.starved_samples = 0
 

@@ -17,6 +17,7 @@ voice legato (the decoder's state carries on). Without an armed lyric, notes sin
 
 from __future__ import annotations
 
+import collections
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,9 +32,11 @@ from synth.dsp.mix import add_mono
 from synth.errors import SynthError
 from synth.params import LOG, float_param
 from synth.plugins.base import Instrument
+from synth.plugins.decoder import check_model_rate
 
 LYRIC_VOWEL_FRAMES = 40  # frames each vowel is spoken for when a lyric table is made (0.21 s)
 MAX_LYRIC_SYLLABLES = 512
+HANDED_OVER_KEPT = 4  # utterances and lyric tables kept referenced off the audio thread
 SILENT_DB = -120.0
 DEFAULT_LYRIC = "ah"
 
@@ -127,6 +130,9 @@ class Voice(Instrument):
         self.model_rate = int(self.runtime.config["sample_rate"])
         self._default_lyric = make_lyric_table(self.speaker, DEFAULT_LYRIC)
         self._lyric = self._default_lyric
+        # the last arrays and tables made for the audio thread stay referenced here, so that when the
+        # audio thread lets one go for the next it is not freed there (a free of megabytes is a syscall)
+        self._handed_over: collections.deque = collections.deque(maxlen=HANDED_OVER_KEPT)
         self._no_speech = np.zeros(0, dtype=np.float32)
         self._speech = self._no_speech
         self._speech_position = 0
@@ -135,17 +141,20 @@ class Voice(Instrument):
 
     def render_speech(self, text: str) -> np.ndarray:
         """Speech of `text` (float32 at the model's rate) for an Utterance event."""
-        return self.speaker.say(text, harmonics_db=self.get_param("harmonics_db"), noise_db=self.get_param("noise_db"))
+        audio = self.speaker.say(text, harmonics_db=self.get_param("harmonics_db"), noise_db=self.get_param("noise_db"))
+        self._handed_over.append(audio)
+        return audio
 
     def prepare_lyric(self, text: str) -> LyricTable:
         """The LyricTable of `text` for a Lyric event."""
-        return make_lyric_table(self.speaker, text)
+        table = make_lyric_table(self.speaker, text)
+        self._handed_over.append(table)
+        return table
 
     # --- set-up ----------------------------------------------------------------------------
 
     def prepare(self, sample_rate: float, max_block: int, channels: int) -> None:
-        if int(sample_rate) != self.model_rate:
-            raise SynthError(f"the speech decoder runs at {self.model_rate} Hz; the engine runs at {int(sample_rate)} Hz")
+        check_model_rate(self.model_rate, sample_rate, "speech decoder")
         super().prepare(sample_rate, max_block, channels)
 
     def allocate(self) -> None:
