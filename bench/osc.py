@@ -5,16 +5,17 @@ playing the warm-pad preset; the OSC server listens on 127.0.0.1 (UDP, or TCP wi
 
 Latency: messages `/param/delay/mix <v>` (each v unique) are sent one at a time at random moments
 (so they land at every phase of the block). "Applied" is when the engine applied the event: the
-engine's applied log gives the sample it took effect on, and the Unix time of the callback that
-rendered that block (`Host.clock_anchor`, polled every millisecond) turns it into wall time. Printed:
+audio plane's applied ring (`Host.take_applied`) gives the sample it took effect on, and the Unix
+time of the callback that rendered that block (`Host.clock_anchor`, polled every millisecond)
+turns it into wall time. Printed:
 p50/p99/max of send -> applied in ms and in blocks, and send -> at the output (applied plus the
 stream's reported output latency).
 
 Rate: a separate sender process sends a mix of parameter and note messages at a fixed rate for
 --seconds; a step passes when every message sent was read by the server, every resulting event was
-applied by the engine, and none was dropped (socket buffer, engine queue) or left unsent (a sender
-that cannot keep the rate over TCP is being held back by the server). The rate doubles until a
-step fails, then is bisected to within 10%. Underflows during each step are printed beside it.
+applied by the engine, none was dropped (socket buffer, event ring) or left unsent (a sender
+that cannot keep the rate over TCP is being held back by the server), and the stream did not
+underflow once. The rate doubles until a step fails, then is bisected to within 10%.
 
 Usage: .venv/bin/python bench/osc.py [--block 256] [--messages 1000] [--seconds 2] [--tcp]
 """
@@ -22,7 +23,6 @@ Usage: .venv/bin/python bench/osc.py [--block 256] [--messages 1000] [--seconds 
 from __future__ import annotations
 
 import argparse
-import collections
 import random
 import socket
 import subprocess
@@ -52,6 +52,29 @@ def message(address: str, *args) -> bytes:
     return builder.build().dgram
 
 
+class AppliedLog:
+    """Drains the host's applied ring every 10 ms (it holds 65,536 records) into `events`."""
+
+    def __init__(self, host: Host):
+        self.host, self.events = host, []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> AppliedLog:
+        self.host.take_applied()  # what came before is not ours
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.events += self.host.take_applied()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.01):
+            self.events += self.host.take_applied()
+
+
 class AnchorLog:
     """Polls Host.clock_anchor every millisecond: block start sample -> Unix time of its callback."""
 
@@ -70,7 +93,7 @@ class AnchorLog:
 
     def _run(self) -> None:
         while not self._stop.wait(0.001):
-            sample, unix_time = self.host.clock_anchor
+            sample, unix_time = self.host.clock_anchor()
             self.times[sample] = unix_time
 
     def wall_time(self, sample: int) -> float:
@@ -103,11 +126,9 @@ class Sender:
 
 def measure_latency(host: Host, server, count: int, tcp: bool) -> np.ndarray:
     """send -> applied, in seconds, for `count` messages sent one at a time."""
-    log = collections.deque()
-    host.engine.applied_log = log
     sender = Sender(server.port, tcp)
     sent = {}
-    with AnchorLog(host) as anchors:
+    with AnchorLog(host) as anchors, AppliedLog(host) as log:
         time.sleep(0.1)
         for i in range(1, count + 1):
             packet = message("/param/delay/mix", i / TAG_SCALE)
@@ -116,9 +137,8 @@ def measure_latency(host: Host, server, count: int, tcp: bool) -> np.ndarray:
             time.sleep(random.uniform(0.002, 0.012))
         time.sleep(0.2)
     sender.socket.close()
-    host.engine.applied_log = None
     latencies = []
-    for sample, event in log:
+    for sample, event in log.events:
         if isinstance(event, ParamChange) and event.name == "mix":
             i = round(event.value * TAG_SCALE)
             if i in sent:
@@ -162,26 +182,26 @@ print(sent, time.monotonic() - started)
 def rate_step(host: Host, server, rate: int, seconds: float, tcp: bool) -> tuple[bool, str]:
     """Send at `rate` messages/s for `seconds`; (passed, one line of figures)."""
     settle(server)
-    log = collections.deque()
-    host.engine.applied_log = log
     before = dict(server.counters.__dict__)
-    engine_dropped, underflows = host.engine.counters.dropped_events, host.stream.underflows
-    result = subprocess.run([sys.executable, "-c", RATE_SENDER, str(server.port), str(rate), str(seconds),
-                             "tcp" if tcp else "udp"], capture_output=True, text=True, timeout=seconds * 10 + 30)
-    sent, elapsed = result.stdout.split()
-    sent, elapsed = int(sent), float(elapsed)
-    deadline = time.monotonic() + 0.5  # a server that needs longer did not keep the rate
-    while server.counters.received - before["received"] < sent and time.monotonic() < deadline:
-        time.sleep(0.05)
-    time.sleep(0.1)
-    host.engine.applied_log = None
+    dropped_before, underflows = host.counters.dropped_events, host.underflows
+    with AppliedLog(host) as log:
+        result = subprocess.run([sys.executable, "-c", RATE_SENDER, str(server.port), str(rate), str(seconds),
+                                 "tcp" if tcp else "udp"], capture_output=True, text=True, timeout=seconds * 10 + 30)
+        sent, elapsed = result.stdout.split()
+        sent, elapsed = int(sent), float(elapsed)
+        deadline = time.monotonic() + 0.5  # a server that needs longer did not keep the rate
+        while server.counters.received - before["received"] < sent and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.1)
     received = server.counters.received - before["received"]
-    dropped = (server.counters.dropped - before["dropped"]) + (host.engine.counters.dropped_events - engine_dropped)
-    applied = len(log)
+    dropped = host.counters.dropped_events - dropped_before  # every post refused, from any source
+    applied = len(log.events)
+    underflowed = host.underflows - underflows
     kept_pace = elapsed <= seconds * 1.1
-    passed = received == sent == round(rate * seconds) and applied == sent and dropped == 0 and kept_pace
+    passed = (received == sent == round(rate * seconds) and applied == sent and dropped == 0 and kept_pace
+              and underflowed == 0)
     line = (f"{rate:9d} {sent:9d} {elapsed:7.2f} {received:9d} {applied:9d} {dropped:8d} "
-            f"{host.stream.underflows - underflows:10d}  {'pass' if passed else 'FAIL'}")
+            f"{underflowed:10d}  {'pass' if passed else 'FAIL'}")
     return passed, line
 
 
@@ -221,13 +241,13 @@ def main() -> None:
     transport = "TCP" if args.tcp else "UDP"
     preset = load_preset("warm-pad")
     with JackDummyServer(SAMPLE_RATE, args.block) as jack:
-        host = Host(preset.build_engine(SAMPLE_RATE, args.block), device=jack.device)
+        host = Host(preset, SAMPLE_RATE, args.block, device=jack.device, recording=True)
         host.start()
         server = (OscTcpServer if args.tcp else OscServer)(host, port=0, osc_map=preset.osc_map)
         server.start()
         try:
             period_ms = 1000 * args.block / SAMPLE_RATE
-            output_ms = 1000 * host.stream.latency_s
+            output_ms = 1000 * host.output_latency_s
             latencies = 1000 * measure_latency(host, server, args.messages, args.tcp)
             p50, p99, worst = np.percentile(latencies, [50, 99]).tolist() + [float(latencies.max())]
             print(f"OSC over {transport}, block {args.block} frames ({period_ms:.2f} ms) at {SAMPLE_RATE} Hz, "
@@ -237,7 +257,8 @@ def main() -> None:
             print(f"send -> at output: p50 {p50 + output_ms:6.2f} ms  p99 {p99 + output_ms:6.2f} ms "
                   f"(plus the stream's output latency, {output_ms:.2f} ms)")
             best = highest_rate(host, server, args.seconds, args.tcp)
-            print(f"highest rate with nothing lost or dropped: {best if best else 'none'} messages/s over {transport}")
+            print(f"highest rate with nothing lost or dropped and no underflow: {best if best else 'none'} "
+                  f"messages/s over {transport}")
         finally:
             server.stop()
             host.stop()

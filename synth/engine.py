@@ -9,12 +9,13 @@ everything it reaches keeps to these rules:
 - it always fills the whole output buffer, whatever a plugin does;
 - it counts what goes wrong (late events, non-finite blocks, clamped samples, dropped events)
   instead of raising.
-Other threads hand events over with `post()` (a bounded queue, drained at the start of a block).
-An event timed before the block it arrives in (other than IMMEDIATE) is applied at once and counted
-late. When `applied_log` is a deque, every applied event is appended to it as (sample it took
-effect on, event), for a recorder thread to write out.
+Events arrive through `schedule()` on the thread that calls process (live, the audio plane's
+callback drains the control plane's ring into it: synth.plane). An event timed before the block
+it arrives in (other than IMMEDIATE) is applied at once and counted late. When `applied_log` is
+set (anything with an `append`), every applied event is appended to it as (sample it took effect
+on, event): the audio plane keeps parameter values and recordings from it.
 
-Per block: drain posted events into the scheduler; cut the block into chunks of at most max_block
+Per block: cut the block into chunks of at most max_block
 frames and hand each chunk's live input to the plugins that analyse it (`reads_block_input`)
 before rendering it; split the chunk at each event's sample time and apply the event there; for
 each segment, sum the instruments into the bus, run the effects in order, then the master safety
@@ -24,7 +25,6 @@ ceiling the output cannot pass).
 
 from __future__ import annotations
 
-import collections
 import math
 from dataclasses import dataclass, field
 
@@ -39,7 +39,6 @@ from synth.plugins import INSTRUMENT, SOURCE, Instrument, Plugin
 
 DEFAULT_CEILING_DB = -0.3
 DEFAULT_TEMPO_BPM = 120.0
-DEFAULT_INBOX_CAPACITY = 4096
 MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 8000, 192000
 MIN_BLOCK, MAX_BLOCK = 1, 8192
 
@@ -86,7 +85,6 @@ class Engine:
     max_block: int = 512
     channels: int = 2
     ceiling_db: float = DEFAULT_CEILING_DB
-    inbox_capacity: int = DEFAULT_INBOX_CAPACITY
     input_channels: int = 0
     counters: EngineCounters = field(default_factory=EngineCounters)
 
@@ -105,10 +103,9 @@ class Engine:
         self._block_readers = [s for s in self.slots if s.plugin.reads_block_input]
         self._ceiling = 10.0 ** (self.ceiling_db / 20.0)
         self._scheduler = Scheduler()
-        self._inbox: collections.deque[Event] = collections.deque()
         self.sample_time = 0
         self.tempo_bpm = DEFAULT_TEMPO_BPM
-        self.applied_log: collections.deque | None = None
+        self.applied_log = None
 
     # --- set-up (not on the audio thread) -------------------------------------------------
 
@@ -128,24 +125,24 @@ class Engine:
         write_output(self._bus, warm_out, 0, 1, self._ceiling)
         deinterleave(np.zeros((1, self._input.shape[0]), dtype=np.float32), 0, 1, self._input)
         self._scheduler.clear()
-        self._inbox.clear()
         self.sample_time = 0
         self.tempo_bpm = DEFAULT_TEMPO_BPM
         for slot in self.slots:
             slot.plugin.set_tempo(self.tempo_bpm)
         self.counters = EngineCounters()
 
-    def schedule(self, event: Event) -> None:
-        """Queue an event from the thread that calls process (offline renders, tests)."""
-        self._scheduler.push(event)
+    def take_over_from(self, running: Engine) -> None:
+        """Continue where `running` is (a preset load; this engine is prepared): its clock, tempo
+        and counters carry on here; its voices and pending events are left behind with it."""
+        self.sample_time = running.sample_time
+        self.tempo_bpm = running.tempo_bpm
+        for slot in self.slots:
+            slot.plugin.set_tempo(running.tempo_bpm)
+        self.counters = running.counters
 
-    def post(self, event: Event) -> bool:
-        """Queue an event from another thread (control servers). False, and counted, when full."""
-        if len(self._inbox) >= self.inbox_capacity:
-            self.counters.dropped_events += 1
-            return False
-        self._inbox.append(event)
-        return True
+    def schedule(self, event: Event) -> None:
+        """Queue an event, from the thread that calls process."""
+        self._scheduler.push(event)
 
     def slot(self, slot_id: str) -> Slot:
         """The chain slot called `slot_id`; SynthError naming the chain otherwise."""
@@ -174,8 +171,6 @@ class Engine:
 
         live_input: float32 [frames, input_channels] captured with this block, or None (silence).
         """
-        while self._inbox:
-            self._scheduler.push(self._inbox.popleft())
         frames = out.shape[0]
         block_start = self.sample_time
         self._block_fault = False

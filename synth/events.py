@@ -65,6 +65,7 @@ class Utterance:
     slot_id: str
     text: str
     audio: object
+    handle: int = -1  # where `audio` lies in an audio plane's payload pool (-1: not there)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -76,6 +77,18 @@ class Lyric:
     slot_id: str
     text: str
     table: object
+    handle: int = -1  # where `table` lies in an audio plane's payload pool (-1: not there)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class PresetLoad:
+    """A score's `/preset/load`: from the first block that starts at or after this sample,
+    `engine` (built from the preset called `name`, not yet prepared) plays instead of the running
+    one (synth.render). Not an engine event: the renderer acts on it."""
+
+    time_samples: int
+    name: str
+    engine: object
 
 
 Event = NoteOn | NoteOff | AllNotesOff | ParamChange | TempoChange | Utterance | Lyric

@@ -27,8 +27,7 @@ def latency_line(host: Host) -> str:
     """What live input goes through before it is heard, in ms: the stream's input buffer, the
     chain's analysis and frame delay (timbre transfer), the stream's output buffer."""
     status = host.status()
-    parts = [detail for slot in host.engine.slots if (detail := slot.plugin.latency_detail())]
-    detail = f" ({'; '.join(parts)})" if parts else ""
+    detail = f" ({'; '.join(host.latency_details)})" if host.latency_details else ""
     return (f"live input latency: {status.plugin_latency_ms:.1f} ms added by the chain{detail}; with the stream's "
             f"input {status.input_latency_ms:.1f} ms and output {status.output_latency_ms:.1f} ms, "
             f"{status.round_trip_ms:.1f} ms from input to output")
@@ -51,14 +50,13 @@ def play(preset_name, score=None, *, device=None, sample_rate=48000, block_size=
     if transfer_input:
         preset = live_transfer_preset(preset)
         input_channels = max(input_channels, 1)
-    engine = preset.build_engine(sample_rate, block_size, channels, input_channels)
-    events = load_score(score, engine, preset.osc_map, preset.midi_cc) if score else []
+    host = Host(preset, sample_rate, block_size, channels, input_channels, device, latency, recording=bool(record))
+    events = load_score(score, host.chain, preset.osc_map, preset.midi_cc) if score else []
     if duration_s is None and events:
         duration_s = total_frames(events, sample_rate, tail_s) / sample_rate
     if capture and duration_s is None:
         raise SynthError("--capture needs a score or --duration, so the take has a known length")
-    capture_frames = round(duration_s * sample_rate) if capture else 0
-    host = Host(engine, device, latency, capture_frames)
+    capture_frames = host.capture_frames = round(duration_s * sample_rate) if capture else 0
     midi_input = MidiInput(host, midi["port"], preset.midi_cc, midi.get("api", "auto")) if midi else None
     try:
         server = None
@@ -68,14 +66,24 @@ def play(preset_name, score=None, *, device=None, sample_rate=48000, block_size=
         if midi_input:
             midi_input.close()
         raise
-    recorder = SessionRecorder(engine, record) if record else None
+    recorder = SessionRecorder(host, record) if record else None
 
     # the handler only sets a flag: it runs on the main thread, between any two bytecodes, so taking
     # a lock there (Event.set) can deadlock against the same thread inside Event.wait
     stop = {"requested": False}
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.update(requested=True))
     tty = sys.stderr.isatty()
-    host.start(events)
+    try:
+        host.start(events)
+    except BaseException:
+        if server:
+            server.stop()
+        if midi_input:
+            midi_input.close()
+        if recorder:
+            recorder.stop()
+        signal.signal(signal.SIGTERM, previous)
+        raise
     if recorder:
         recorder.start()
     if server:
@@ -85,14 +93,18 @@ def play(preset_name, score=None, *, device=None, sample_rate=48000, block_size=
     if midi_input:
         print(f"MIDI from {midi_input.port_name!r} ({midi_input.api})", file=sys.stderr)
     print(f"playing {preset.name} at {sample_rate} Hz, {block_size}-frame blocks, "
-          f"output latency {1000 * host.stream.latency_s:.1f} ms; Ctrl-C stops", file=sys.stderr)
-    if engine.latency_samples:
+          f"output latency {1000 * host.output_latency_s:.1f} ms; Ctrl-C stops", file=sys.stderr)
+    if host.latency_samples:
         print(latency_line(host), file=sys.stderr)
+    failure = None
     try:
         started = time.monotonic()
         while not stop["requested"]:
+            failure = host.failure()
+            if failure:
+                break
             if duration_s is not None and time.monotonic() - started >= duration_s:
-                if host.stream.captured_frames >= capture_frames:
+                if host.captured_frames >= capture_frames:
                     break
             time.sleep(STATUS_INTERVAL_S)
             if tty:
@@ -112,7 +124,7 @@ def play(preset_name, score=None, *, device=None, sample_rate=48000, block_size=
     print(("\n" if tty else "") + status.line(), file=sys.stderr)
     print(f"callback p50 {status.callback_p50_ms:.2f} ms, p99 {status.callback_p99_ms:.2f} ms, "
           f"max {status.callback_max_ms:.2f} ms of a {status.block_period_ms:.2f} ms block; "
-          f"audio thread scheduling: {host.stream.scheduling or 'not started'}", file=sys.stderr)
+          f"audio thread scheduling: {host.scheduling or 'not started'}", file=sys.stderr)
     if server:
         c = server.counters
         print(f"OSC: {c.received} messages, {c.applied} applied, {c.malformed} malformed, {c.refused} refused, "
@@ -126,8 +138,11 @@ def play(preset_name, score=None, *, device=None, sample_rate=48000, block_size=
         print(midi_input.summary(), file=sys.stderr)
     if recorder:
         print(f"recorded {recorder.written} events to {recorder.path}", file=sys.stderr)
+    if failure:
+        print(f"{failure}; the stream stopped.", file=sys.stderr)
+        return 1
     if capture:
-        taken = host.stream.capture()
+        taken = host.capture()
         with wav_writer(capture, sample_rate, channels) as wav:
             wav.write(taken)
         print(f"captured {len(taken) / sample_rate:.2f} s to {capture}", file=sys.stderr)

@@ -1,7 +1,8 @@
 """Offline rendering: an Engine plus timed events -> audio, faster than realtime, to WAV.
 
 The engine runs exactly as in realtime (same block splitting at events), so a render given the
-same events and block size is sample-for-sample what a live run produces.
+same events and block size is sample-for-sample what a live run produces. A preset load in the
+score switches engines at a block boundary, as the audio plane does live.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import numpy as np
 from tqdm import tqdm
 
 from synth.engine import Engine, EngineCounters, dbfs
-from synth.events import Event
+from synth.events import Event, PresetLoad
 from synth.io.audiofile import wav_writer
 from synth.presets import PresetSpec
 from synth.scores import load_score
@@ -63,18 +64,38 @@ def total_frames(events: list[Event], sample_rate: int, tail_s: float) -> int:
     return last + round(tail_s * sample_rate)
 
 
-def render_blocks(engine: Engine, events: Iterable[Event], frames: int, block_size: int = DEFAULT_BLOCK) -> Iterator[np.ndarray]:
-    """Schedule `events` on a prepared `engine` and yield successive float32 [n, channels] blocks.
+def render_blocks(engine: Engine, events: Iterable[Event | PresetLoad], frames: int,
+                  block_size: int = DEFAULT_BLOCK) -> Iterator[tuple[Engine, np.ndarray]]:
+    """Play `events` (in time order) on a prepared `engine`; yield (the engine playing, its next
+    float32 [n, channels] block) for each block.
 
-    The yielded array is reused for the next block: copy it to keep it.
+    A PresetLoad takes over at the first block that starts at or after its time (its engine is
+    prepared then, and the events after it in time are its). The yielded array is reused for the
+    next block: copy it to keep it.
     """
+    sections: list[tuple[int, Engine, list[Event]]] = [(0, engine, [])]
     for event in events:
+        if isinstance(event, PresetLoad):
+            sections.append((event.time_samples, event.engine, []))
+        else:
+            sections[-1][2].append(event)
+    for event in sections[0][2]:
         engine.schedule(event)
+    following = iter(sections[1:])
+    upcoming = next(following, None)
     buffer = np.zeros((block_size, engine.channels), dtype=np.float32)
     for start in range(0, frames, block_size):
+        while upcoming is not None and upcoming[0] <= start:
+            _, loaded, loaded_events = upcoming
+            loaded.prepare()
+            loaded.take_over_from(engine)
+            engine = loaded
+            for event in loaded_events:
+                engine.schedule(event)
+            upcoming = next(following, None)
         out = buffer[: min(block_size, frames - start)]
         engine.process(out)
-        yield out
+        yield engine, out
 
 
 def render_array(engine: Engine, events: Iterable[Event], frames: int, block_size: int = DEFAULT_BLOCK) -> np.ndarray:
@@ -82,7 +103,7 @@ def render_array(engine: Engine, events: Iterable[Event], frames: int, block_siz
     engine.prepare()
     result = np.empty((frames, engine.channels), dtype=np.float32)
     position = 0
-    for block in render_blocks(engine, events, frames, block_size):
+    for _, block in render_blocks(engine, events, frames, block_size):
         result[position : position + len(block)] = block
         position += len(block)
     return result
@@ -96,16 +117,16 @@ def render_file(preset: PresetSpec, score_path: str | Path, out_path: str | Path
     events = load_score(score_path, engine, preset.osc_map, preset.midi_cc)
     frames = total_frames(events, sample_rate, tail_s)
     engine.prepare()
-    peak, max_voices = 0.0, 0
+    peak, max_voices, playing = 0.0, 0, engine
     started = time.perf_counter()
     with wav_writer(out_path, sample_rate, channels, fmt) as wav, tqdm(
         total=frames, unit="frames", unit_scale=True, desc="render", delay=_PROGRESS_DELAY_S,
         disable=not progress, leave=False,
     ) as bar:
-        for block in render_blocks(engine, events, frames, block_size):
+        for playing, block in render_blocks(engine, events, frames, block_size):
             wav.write(block)
             peak = max(peak, float(np.max(np.abs(block))))
-            max_voices = max(max_voices, engine.active_voices)
+            max_voices = max(max_voices, playing.active_voices)
             bar.update(len(block))
     return RenderSummary(Path(out_path), sample_rate, frames, peak, time.perf_counter() - started,
-                         engine.counters, max_voices)
+                         playing.counters, max_voices)

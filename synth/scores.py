@@ -1,7 +1,9 @@
 """Scores for offline rendering: JSON Lines of timed messages, or standard MIDI files.
 
 JSON Lines: one object a line, `{"time": seconds, "address": "/...", "args": [...]}`, with the
-addresses of synth.control.addresses (the same the OSC server takes). Blank lines are skipped.
+addresses of synth.control.addresses (the same the OSC server takes), and `/preset/load NAME`
+(a shipped preset's bare name, as the server takes it): lines after it in time are read for that
+preset's chain, and the renderer switches to it (synth.events.PresetLoad). Blank lines are skipped.
 MIDI: note on/off on any channel, controllers mapped by the preset's [midi.cc], tempo changes.
 """
 
@@ -17,21 +19,23 @@ from synth.control.addresses import MessageTranslator
 from synth.control.midi import midi_to_events
 from synth.engine import Engine
 from synth.errors import SynthError
-from synth.events import Event, TempoChange, seconds_to_samples
+from synth.events import Event, PresetLoad, TempoChange, seconds_to_samples
+from synth.presets import SHIPPED_PRESETS, load_preset_by_name
 
 JSONL_SUFFIXES = {".jsonl", ".json"}
 MIDI_SUFFIXES = {".mid", ".midi", ".smf"}
 _LINE_KEYS = {"time", "address", "args"}
 
 
-def load_score(path: str | Path, engine: Engine, osc_map=None, midi_cc=None) -> list[Event]:
-    """Every event of a score file, timed on the engine's sample clock (sorted by time)."""
+def load_score(path: str | Path, engine: Engine, osc_map=None, midi_cc=None) -> list[Event | PresetLoad]:
+    """Every event of a score file, timed on the engine's sample clock (sorted by time; a JSON
+    Lines score may hold preset loads)."""
     path = Path(path)
     if not path.is_file():
         raise SynthError(f"{path}: no such score file")
     suffix = path.suffix.lower()
     if suffix in JSONL_SUFFIXES:
-        events = read_jsonl_score(path, MessageTranslator(engine, osc_map, strict=True), engine.sample_rate)
+        events = read_jsonl_score(path, engine, osc_map)
     elif suffix in MIDI_SUFFIXES:
         events = read_midi_score(path, engine, midi_cc or {})
     else:
@@ -41,8 +45,11 @@ def load_score(path: str | Path, engine: Engine, osc_map=None, midi_cc=None) -> 
     return sorted(events, key=lambda event: event.time_samples)
 
 
-def read_jsonl_score(path: Path, translator: MessageTranslator, sample_rate: int) -> list[Event]:
-    events: list[Event] = []
+def read_jsonl_score(path: Path, engine: Engine, osc_map=None) -> list[Event | PresetLoad]:
+    """The events of a JSON Lines score, read in time order (lines at one time in file order),
+    each for the chain playing then: `engine`'s, or that of the latest /preset/load."""
+    sample_rate = engine.sample_rate
+    timed = []  # (sample, where, address, args) of every line
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as error:
@@ -69,11 +76,30 @@ def read_jsonl_score(path: Path, translator: MessageTranslator, sample_rate: int
         args = record.get("args", [])
         if not isinstance(args, list):
             raise SynthError(f"{where}: args: expected a list, got {args!r}")
+        timed.append((seconds_to_samples(time_s, sample_rate), where, address, args))
+    translator = MessageTranslator(engine, osc_map, strict=True)
+    events: list[Event | PresetLoad] = []
+    for time_samples, where, address, args in sorted(timed, key=lambda line: line[0]):
         try:
-            events.extend(translator.translate(address, args, seconds_to_samples(time_s, sample_rate)))
+            if address == "/preset/load":
+                load, load_osc_map = _preset_load(address, args, time_samples, engine)
+                translator = MessageTranslator(load.engine, load_osc_map, strict=True)
+                events.append(load)
+                continue
+            events.extend(translator.translate(address, args, time_samples))
         except SynthError as error:
             raise SynthError(f"{where}: {error}") from None
     return events
+
+
+def _preset_load(address: str, args: list, time_samples: int, running: Engine) -> tuple[PresetLoad, dict]:
+    """A /preset/load line: the named preset (a bare name from the shipped folder only, so a
+    score cannot read outside it) built for the running engine's format, and its [osc.map]."""
+    if len(args) != 1 or not isinstance(args[0], str):
+        raise SynthError(f"{address}: expected one preset name")
+    preset = load_preset_by_name(args[0], [SHIPPED_PRESETS])
+    engine = preset.build_engine(running.sample_rate, running.max_block, running.channels, running.input_channels)
+    return PresetLoad(time_samples, args[0], engine), preset.osc_map
 
 
 def read_midi_score(path: Path, engine: Engine, cc_map: dict[int, tuple[str, str]]) -> list[Event]:

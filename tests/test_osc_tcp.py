@@ -137,7 +137,7 @@ def test_streams_that_are_no_frames_are_refused(decoder, data, kind):
 @pytest.fixture
 def host(jack):
     preset = load_preset("warm-pad")
-    host = Host(preset.build_engine(JACK_RATE, JACK_PERIOD), device=jack)
+    host = Host(preset, JACK_RATE, JACK_PERIOD, device=jack)
     host.start()
     yield host
     host.stop()
@@ -158,15 +158,14 @@ def test_messages_arrive_and_replies_return_on_the_same_connection(host, framing
         client.send(message("/param/osc/cutoff_hz", 440.0), message("/1/fader2", 1.0),
                     bundle(time.time() + 0.05, message("/param/out/pan", -0.25)))  # one write, three frames
         wait_for(lambda: server.counters.applied == 4)
-        osc, delay = host.engine.slot("osc").plugin, host.engine.slot("delay").plugin
-        wait_for(lambda: osc.get_param("cutoff_hz") == 440.0 and delay.get_param("mix") == 1.0)
-        wait_for(lambda: host.engine.slot("out").plugin.get_param("pan") == -0.25)
-        assert host.engine.active_voices == 1
+        wait_for(lambda: host.param_value("osc", "cutoff_hz") == 440.0 and host.param_value("delay", "mix") == 1.0)
+        wait_for(lambda: host.param_value("out", "pan") == -0.25)
+        assert host.active_voices == 1
         client.send(message("/status"))
         (status,) = client.replies()
         assert status.address == "/status/reply" and status.params[2] == JACK_RATE
         client.send(message("/params"))
-        count = sum(len(slot.plugin.param_specs) for slot in host.engine.slots)
+        count = sum(len(slot.plugin.param_specs) for slot in host.chain.slots)
         replies = client.replies(count)
         assert {r.params[0] for r in replies} >= {"/param/osc/cutoff_hz", "/param/delay/mix"}
         client.send(message("/notify", 1), message("/param/out/gain_db", -3.0))
@@ -183,7 +182,7 @@ def test_udp_and_tcp_are_one_server(host):
         tcp.send(message("/preset/load", "pluck-lead"))
         wait_for(lambda: server.preset_name == "Pluck Lead")
         udp.send(message("/param/osc/waveform", 1))  # UDP now reaches the preset TCP loaded
-        wait_for(lambda: host.engine.slot("osc").plugin.get_param("waveform") == 1)
+        wait_for(lambda: host.param_value("osc", "waveform") == 1)
         udp.send(message("/status"))
         assert udp.replies()[0].address == "/status/reply"
         tcp.send(message("/status"))
@@ -218,7 +217,7 @@ def test_every_misbehaving_client_is_counted_and_closed_while_others_are_served(
         assert truncated.closed_by_server()
         good.send(message("/note/on", 62, 100), message("/status"))
         assert good.replies()[0].address == "/status/reply"
-        wait_for(lambda: host.engine.active_voices == 1)  # only the good client's note
+        wait_for(lambda: host.active_voices == 1)  # only the good client's note
         for client in (good, stalled, truncated):
             client.close()
         t = server.tcp_counters
@@ -236,7 +235,7 @@ def test_clients_past_the_limit_are_turned_away_until_one_leaves(host):
         assert server.tcp_counters.rejected == 4
         for index, client in enumerate(clients):
             client.send(message("/note/on", 60 + index, 100))
-        wait_for(lambda: host.engine.active_voices == 3)
+        wait_for(lambda: host.active_voices == 3)
         clients.pop().close()
         wait_for(lambda: len(server.clients) == 2)
         late = TcpClient(server.port)
@@ -307,17 +306,17 @@ def test_a_tcp_flood_never_glitches_the_stream(jack):
     stream plays: every message is read (TCP loses none), none is malformed, and no underflow
     happens that a machine stall does not explain (the probe starts before the stream)."""
     with StallProbe() as probe:
-        host = Host(load_preset("warm-pad").build_engine(JACK_RATE, JACK_PERIOD), device=jack)
+        host = Host(load_preset("warm-pad"), JACK_RATE, JACK_PERIOD, device=jack)
         with host, tcp_server(host) as server:
             sender = subprocess.run([sys.executable, "-c", TCP_FLOOD, str(server.port), "20000",
                                      str(Path(__file__).parent)], capture_output=True, text=True, timeout=30)
             wait_for(lambda: server.counters.received == int(sender.stdout), timeout=10)
     c, status = server.counters, host.status()
     print(f"TCP flood: read {c.received}, applied {c.applied}, dropped by the engine queue {c.dropped}, "
-          f"peak load {100 * status.load_peak:.0f}%, underflows {host.stream.underflows}, stalls {len(probe.stalls)}")
+          f"peak load {100 * status.load_peak:.0f}%, underflows {host.underflows}, stalls {len(probe.stalls)}")
     assert int(sender.stdout) == 40000 and c.malformed == 0 and c.invalid == 0
     assert c.applied == c.received
-    assert probe.unexplained(host.stream.underflow_times()) == []
+    assert probe.unexplained(host.underflow_times()) == []
 
 
 def test_serve_with_osc_tcp_from_the_command_line(jack, capsys):

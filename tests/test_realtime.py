@@ -6,6 +6,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -38,23 +39,23 @@ def test_32_voices_for_20_seconds_without_a_glitch_and_equal_to_offline(jack):
     frames = round(seconds * SAMPLE_RATE)
     preset = load_preset("strings-32")
     events = chord_events(seconds)
-    host = Host(preset.build_engine(SAMPLE_RATE, PERIOD), device=jack, capture_frames=frames)
+    host = Host(preset, SAMPLE_RATE, PERIOD, device=jack, capture_frames=frames)
     with StallProbe() as probe:
         host.start(events)
         deadline = time.monotonic() + seconds + 10
         peak_voices = 0
-        while host.stream.captured_frames < frames and time.monotonic() < deadline:
+        while host.captured_frames < frames and time.monotonic() < deadline:
             time.sleep(0.2)
-            peak_voices = max(peak_voices, host.engine.active_voices)
+            peak_voices = max(peak_voices, host.active_voices)
         host.stop()
     status = host.status()
-    live = host.stream.capture()
+    live = host.capture()
 
     assert len(live) == frames
-    assert host.stream.scheduling == ("realtime" if os.geteuid() == 0 else "normal")
+    assert host.scheduling == ("realtime" if os.geteuid() == 0 else "normal")
     print(f"\n32 voices, 20 s: {status.underflows} underflows, machine stalls {len(probe.stalls)}, "
           f"callback p99 {status.callback_p99_ms:.2f} ms of {status.block_period_ms:.2f}")
-    assert status.underflows < 256 and probe.unexplained(host.stream.underflow_times()) == []
+    assert status.underflows < 256 and probe.unexplained(host.underflow_times()) == []
     assert status.callback_p99_ms < 0.5 * status.block_period_ms, status
     assert peak_voices == 32
     offline = render_array(preset.build_engine(SAMPLE_RATE, PERIOD), events, frames, PERIOD)
@@ -62,39 +63,50 @@ def test_32_voices_for_20_seconds_without_a_glitch_and_equal_to_offline(jack):
     assert np.array_equal(live, offline)
 
 
-def test_garbage_collector_is_off_only_while_streaming(jack):
+def test_the_audio_plane_is_a_process_of_its_own(jack):
+    """The stream and engine live in a spawned child; this process keeps its garbage collector
+    (a collection here no longer holds any lock the callback needs), and the child is gone after stop."""
     import gc
+    import multiprocessing
 
-    host = Host(load_preset("warm-pad").build_engine(SAMPLE_RATE, PERIOD), device=jack)
+    host = Host(load_preset("warm-pad"), SAMPLE_RATE, PERIOD, device=jack)
     with host:
-        assert not gc.isenabled()
-    assert gc.isenabled()
+        (child,) = multiprocessing.active_children()
+        assert child.name == "synth-audio-plane" and gc.isenabled()
+        time.sleep(0.1)
+        assert host.scheduling == ("realtime" if os.geteuid() == 0 else "normal")
+    assert not multiprocessing.active_children()
 
 
 def test_start_stop_twenty_times_leaks_no_threads_or_files(jack):
     preset = load_preset("warm-pad")
-    engine = preset.build_engine(SAMPLE_RATE, PERIOD)
 
     def cycle():
-        with Host(engine, device=jack) as host:
-            host.engine.schedule(NoteOn(0, 60, 100))
+        with Host(preset, SAMPLE_RATE, PERIOD, device=jack) as host:
+            host.post(NoteOn(0, 60, 100))
             time.sleep(0.05)
-        return host.stream.callbacks
+        return host.callbacks
 
-    cycle()  # PortAudio/JACK make their lasting connections on first use
-    threads, files = threading.active_count(), len(os.listdir("/proc/self/fd"))
+    def children():
+        return set(subprocess.run(["pgrep", "-P", str(os.getpid())], capture_output=True, text=True).stdout.split())
+
+    cycle()  # the first start makes the lasting things (multiprocessing's resource tracker)
+    threads, files, segments = threading.active_count(), len(os.listdir("/proc/self/fd")), set(os.listdir("/dev/shm"))
+    processes = children()
     callbacks = [cycle() for _ in range(20)]
     assert min(callbacks) > 0
     assert threading.active_count() == threads
     assert len(os.listdir("/proc/self/fd")) == files
+    assert set(os.listdir("/dev/shm")) <= segments  # every shared-memory segment removed
+    assert children() <= processes  # every audio plane gone
 
 
 def test_duplex_stream_with_live_input(jack):
-    engine = load_preset("warm-pad").build_engine(SAMPLE_RATE, PERIOD, input_channels=2)
-    with StallProbe() as probe, Host(engine, device=jack) as host:
+    with StallProbe() as probe, Host(load_preset("warm-pad"), SAMPLE_RATE, PERIOD, input_channels=2,
+                                     device=jack) as host:
         time.sleep(1.0)
-    assert host.stream.callbacks > 150
-    assert probe.unexplained(host.stream.underflow_times()) == []
+    assert host.callbacks > 150
+    assert probe.unexplained(host.underflow_times()) == []
 
 
 def _synth(*args, **kwargs):
@@ -102,19 +114,52 @@ def _synth(*args, **kwargs):
                             stderr=subprocess.PIPE, text=True, **kwargs)
 
 
-def test_sigterm_and_ctrl_c_stop_cleanly_with_exit_code_zero(jack):
+def _started(process) -> None:
+    """Read the process's stderr until it says it is playing."""
+    deadline = time.monotonic() + 60
+    line = ""
+    while "playing" not in line and time.monotonic() < deadline:
+        line = process.stderr.readline()
+
+
+def _audio_planes(pid: int) -> list[int]:
+    """The audio plane processes `pid` spawned (not multiprocessing's resource tracker)."""
+    children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+    return [int(c) for c in children if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
+
+
+def test_sigterm_and_ctrl_c_stop_both_planes_within_two_seconds(jack):
+    segments = set(os.listdir("/dev/shm"))
     for sig in (signal.SIGTERM, signal.SIGINT):
         process = _synth("play", "warm-pad")
-        deadline = time.monotonic() + 60
-        line = ""
-        while "playing" not in line and time.monotonic() < deadline:
-            line = process.stderr.readline()
+        _started(process)
         time.sleep(0.5)
-        process.send_signal(sig)
+        planes = _audio_planes(process.pid)
+        assert planes, "no audio plane process"
+        signalled = time.monotonic()
+        if sig == signal.SIGINT:  # Ctrl-C in a terminal reaches the whole process group
+            for pid in [process.pid] + planes:
+                os.kill(pid, sig)
+        else:
+            process.send_signal(sig)
         _, err = process.communicate(timeout=20)
+        assert time.monotonic() - signalled < 2.0
         assert process.returncode == 0, err
         assert "Traceback" not in err and "underflows" in err
         assert f"audio thread scheduling: {'realtime' if os.geteuid() == 0 else 'normal'}" in err
+        assert not any(Path(f"/proc/{pid}").exists() for pid in planes)
+    assert set(os.listdir("/dev/shm")) <= segments
+
+
+def test_a_dead_audio_plane_is_reported_in_one_sentence(jack):
+    process = _synth("play", "warm-pad")
+    _started(process)
+    (plane,) = _audio_planes(process.pid)
+    os.kill(plane, signal.SIGKILL)
+    _, err = process.communicate(timeout=20)
+    assert process.returncode == 1
+    assert "the audio plane process stopped unexpectedly (exit code -9); the stream stopped." in err
+    assert "Traceback" not in err
 
 
 @pytest.mark.parametrize("args, sentence", [

@@ -23,7 +23,7 @@ TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 def live(jack):
     """A streaming host with an OSC server, and a function that sends messages for one preset and
     returns the server's counters for them alone."""
-    host = Host(load_preset("warm-pad").build_engine(JACK_RATE, JACK_PERIOD), device=jack)
+    host = Host(load_preset("warm-pad"), JACK_RATE, JACK_PERIOD, device=jack)
     host.start()
     server = OscServer(host, port=0)
     server.start()
@@ -33,7 +33,8 @@ def live(jack):
         applied = server.counters.applied
         client.send(message("/preset/load", preset))
         # the load is counted after the preset is in place: wait for both before counting the rest
-        wait_for(lambda: server.preset_name == load_preset(preset).name and server.counters.applied > applied)
+        wait_for(lambda: server.preset_name == load_preset(preset).name and server.counters.applied > applied,
+                 timeout=30)
         before = dict(server.counters.__dict__)
         for address, args in messages:
             client.send(message(address, *args))
@@ -179,13 +180,13 @@ def test_reaper_fx_parameter_numbers_follow_the_params_listing(live):
     positions_sent = positions + [0.5]
     counts = send("strings-32", [(f"/fxparam/{n}/value", [positions_sent[n - 1]]) for n in range(1, count + 2)])
     assert (counts["applied"], counts["unknown"]) == (count, 1)  # one past the last parameter
-    wait_for(lambda: server.host._next_engine is None)
-    engine = server.host.engine
+    wait_for(lambda: server.host.loaded)
+    engine = server.host.chain
     listed = [(slot.id, name) for slot in engine.slots for name in slot.plugin.params]  # the order of /params
     expected = [engine.param_spec(slot_id, name).from_normalized(x) for (slot_id, name), x in zip(listed, positions)]
     # the delay's sync is set (not "off"), so its time comes from the tempo instead: that one is left out
     assert expected[listed.index(("delay", "sync"))] != 0
     kept = [i for i, key in enumerate(listed) if key != ("delay", "time_ms")]
     # positions travel as OSC float32, so values match to float32 precision
-    wait_for(lambda: [engine.slot(listed[i][0]).plugin.params[listed[i][1]].target for i in kept]
+    wait_for(lambda: [server.host.param_value(*listed[i]) for i in kept]
              == pytest.approx([expected[i] for i in kept], rel=1e-6))

@@ -147,7 +147,7 @@ def test_the_decoder_plays_z_from_its_parameters_and_glides_between_values(train
     before = plugin.runtime.latent[0].copy()
     target = space.centroid("flute")
     for i, value in enumerate(target):
-        engine.post(ParamChange(0, "timbre", f"z{i + 1}", float(value)))
+        engine.schedule(ParamChange(0, "timbre", f"z{i + 1}", float(value)))
     engine.process(out)
     after_one_frame = plugin.runtime.latent[0].copy()
     for _ in range(10):

@@ -158,7 +158,7 @@ class MidiInput:
         never waits: everything that goes wrong is counted."""
         self.counters.received += 1
         try:
-            events = midi_to_events(message, IMMEDIATE, self.host.engine, self.cc_map)
+            events = midi_to_events(message, IMMEDIATE, self.host.chain, self.cc_map)
         except SynthError:
             self.counters.invalid += 1
             return

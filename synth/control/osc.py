@@ -1,11 +1,13 @@
 """The OSC server: UDP packets from controllers and DAWs -> engine events, plus replies.
 
-It runs on its own thread and never waits for the audio thread: each message becomes events handed
-to `Engine.post` (a bounded queue; a full queue drops the event and counts it). A message outside a
+It runs on its own thread in the control plane and never waits for the audio plane: each message
+becomes events handed to `Host.post` (a bounded shared-memory ring; a full ring drops the event
+and counts it). A message outside a
 bundle takes effect at the start of the next block; a bundle's timetag becomes the engine sample
 that reaches the output at that time (`Host.sample_for`), and a bundle that arrives too late is
 applied at once and counted late by the engine. Malformed packets, refused senders, unknown
-addresses and bad values are counted and ignored; nothing a packet holds can stop the server.
+addresses and bad values are counted and ignored; nothing a packet holds can stop the server: an
+exception while handling one message is counted (invalid) and the next message is served.
 
 Addresses beyond the score ones (synth.control.addresses): /status, /params, /notify,
 /preset/load, /vkb_midi/<channel>/note/<note>, /tempo/raw, /play, and /fxparam/<n>/value (the n-th
@@ -67,7 +69,7 @@ class OscServer:
         self.playing = False
         self.subscribers: set[tuple[str, int]] = set()
         self.preset_name = ""
-        self._translator = MessageTranslator(self.host.engine, self.osc_map, strict=False)
+        self._translator = MessageTranslator(self.host.chain, self.osc_map, strict=False)
         self._socket = self._open_udp(self.port)
         self.port = self._socket.getsockname()[1]
         self._running = False
@@ -145,11 +147,13 @@ class OscServer:
                     self.counters.unknown += 1
                 else:
                     self.counters.invalid += 1
+            except Exception:  # whatever a handler (or a model it runs) raises: counted, and on to the next
+                self.counters.invalid += 1
         return True
 
     def addresses(self) -> list[str]:
         """Every concrete address this server answers (for pattern matching)."""
-        engine = self._translator.engine  # after /preset/load, the new chain (the host switches at its next block)
+        engine = self._translator.engine  # after /preset/load, the new chain (the audio plane follows at a block)
         params = []
         for slot in engine.slots:
             for spec in slot.plugin.param_specs:
@@ -186,6 +190,8 @@ class OscServer:
         elif address.startswith("/fxparam/"):
             self._apply(self._indexed_param(address), arguments, time_samples, sender)
         else:
+            if address == "/say":
+                self.host.sync_chain()  # the speech is rendered with the voice's current gains
             for event in self._translator.translate(address, arguments, time_samples):
                 self._post(event)
                 if isinstance(event, ParamChange) and self.subscribers:
@@ -212,19 +218,18 @@ class OscServer:
         latencies (ms): the chain's behind live input (timbre transfer; 0 without), the stream's input,
         the stream's output."""
         status = self.host.status()
-        dropped = self.counters.dropped + self.host.engine.counters.dropped_events
-        return [100 * status.load_mean, 100 * status.load_peak, self.host.engine.sample_rate, status.voices,
-                status.underflows, status.late_events, status.worst_late_ms, dropped,
+        return [100 * status.load_mean, 100 * status.load_peak, self.host.sample_rate, status.voices,
+                status.underflows, status.late_events, status.worst_late_ms, status.dropped_events,
                 self.counters.refused, self.counters.malformed, status.uptime_s, status.plugin_latency_ms,
                 status.input_latency_ms, status.output_latency_ms]
 
     def _send_params(self, sender) -> None:
         """One /params/reply per parameter: address, minimum, maximum, default, unit, scale, value."""
-        for slot in self.host.engine.slots:
-            for name, param in slot.plugin.params.items():
-                spec = param.spec
-                self._reply(sender, "/params/reply", [f"/param/{slot.id}/{name}", spec.minimum, spec.maximum,
-                                                      spec.default_value, spec.unit, spec.scale, param.target])
+        for slot in self.host.chain.slots:
+            for spec in slot.plugin.param_specs:
+                value = self.host.param_value(slot.id, spec.name)
+                self._reply(sender, "/params/reply", [f"/param/{slot.id}/{spec.name}", spec.minimum, spec.maximum,
+                                                      spec.default_value, spec.unit, spec.scale, value])
 
     def _notify(self, arguments: list, sender) -> None:
         on = bool(arguments[0]) if arguments else True
@@ -251,11 +256,9 @@ class OscServer:
         if len(arguments) != 1 or not isinstance(arguments[0], str):
             raise SynthError("/preset/load: expected one preset name")
         preset = load_preset_by_name(arguments[0], self.preset_folders)
-        running = self.host.engine
-        engine = preset.build_engine(running.sample_rate, running.max_block, running.channels, running.input_channels)
-        self.host.replace_engine(engine)
+        self.host.load_preset(preset)
         self.osc_map = preset.osc_map
-        self._translator = MessageTranslator(engine, self.osc_map, strict=False)
+        self._translator = MessageTranslator(self.host.chain, self.osc_map, strict=False)
         self.preset_name = preset.name
 
 

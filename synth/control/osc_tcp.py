@@ -10,7 +10,7 @@ client can do wrong is bounded, counted, and ends only that client's connection:
 than MAX_PACKET, a frame left half-sent for PARTIAL_TIMEOUT_S, a connection closed mid-frame,
 bytes that are no frame or no OSC packet, replies left unread past MAX_BACKLOG_BYTES, and clients
 past `max_clients` (MAX_CLIENTS). One selector thread serves every socket without blocking on any of them, and it
-hands events to the engine through `Host.post` (never waiting for the audio thread).
+hands events to the audio plane through `Host.post` (never waiting for it).
 """
 
 from __future__ import annotations
@@ -32,9 +32,6 @@ SEND_BUFFER_BYTES = 65536  # the kernel's send buffer per connection (bounded, l
 READ_BYTES = 65536
 LISTEN_BACKLOG = 16
 PORT_TRIES = 32  # port 0: tries at a UDP port number that is also free for TCP
-AUDIO_GUARD_RANGE_S = (0.001, 0.003)  # how long after a block starts packets wait for the callback
-AUDIO_GUARD_BLOCKS = 256  # recent callbacks the guard is taken from
-AUDIO_GUARD_INTERVAL_S = 0.25
 
 SLIP_END, SLIP_ESC, SLIP_ESC_END, SLIP_ESC_ESC = 0xC0, 0xDB, 0xDC, 0xDD
 
@@ -203,7 +200,6 @@ class OscTcpServer(OscServer):
             raise SynthError(f"OSC TCP framing {self.framing!r} must be one of: {', '.join(FRAMINGS)}")
         self.clients: set[TcpClient] = set()
         self._selector: selectors.BaseSelector | None = None
-        self._audio_guard_s = AUDIO_GUARD_RANGE_S[0]
         super().__post_init__()
 
     def _open_udp(self, port: int) -> socket.socket:
@@ -244,11 +240,7 @@ class OscTcpServer(OscServer):
             self._selector = selector
             selector.register(self._socket, selectors.EVENT_READ, "udp")
             selector.register(self._listener, selectors.EVENT_READ, "accept")
-            guard_updated = 0.0
             while self._running:
-                if time.monotonic() - guard_updated > AUDIO_GUARD_INTERVAL_S:
-                    self._update_audio_guard()
-                    guard_updated = time.monotonic()
                 for key, mask in selector.select(timeout=0.1):
                     if key.data == "udp":
                         self._read_datagrams()
@@ -319,7 +311,6 @@ class OscTcpServer(OscServer):
             self._close(client)
             return
         for packet in packets:
-            self._yield_to_audio()
             self.counters.packets += 1
             if not self.handle_allowed(packet, client):
                 self.tcp_counters.garbage += 1
@@ -331,25 +322,6 @@ class OscTcpServer(OscServer):
             client.partial_since = None
         elif client.partial_since is None or packets:
             client.partial_since = time.monotonic()
-
-    def _yield_to_audio(self) -> None:
-        """Stay off the GIL while the audio callback renders: from the start of its block
-        (`Host.clock_anchor`) for about its usual duration. A TCP read hands over hundreds of
-        packets at once; handled back to back, they make the callback trade the GIL with this
-        thread every switch interval. Measured over 2 s floods of 20,000 messages/s: peak
-        callback load 55-97% and an underflow in 1 run of 10 with a bare GIL release per packet,
-        34-49% and none in 8 with this pause (UDP, read one datagram at a time: 24-48%)."""
-        busy_until = self.host.clock_anchor[1] + self._audio_guard_s
-        wait = busy_until - time.time()
-        if wait > 0:
-            time.sleep(wait)
-
-    def _update_audio_guard(self) -> None:
-        """The pause above: twice the longest recent callback, within AUDIO_GUARD_RANGE_S."""
-        durations = self.host.stream.durations_s()[-AUDIO_GUARD_BLOCKS:]
-        longest = float(durations.max()) if len(durations) else 0.0
-        low, high = AUDIO_GUARD_RANGE_S
-        self._audio_guard_s = min(max(2 * longest, low), high, 0.5 * self.host.stream.block_period_s)
 
     def _expire_partial_frames(self, now: float) -> None:
         for client in list(self.clients):

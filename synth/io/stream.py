@@ -89,14 +89,18 @@ class AudioStream:
     live_input float32 [frames, input_channels] or None when the stream has no input.
 
     sample_rate: Hz; block_size: frames per callback; latency: seconds or None for the device's
-    low default; capture_frames > 0 keeps the first that many rendered frames (for checks and takes).
+    low default. The arrays it writes may be given (shared memory, synth.plane.shared), else they
+    are made here: capture float32 [frames, channels] keeps the first that many rendered frames
+    (for checks and takes; none by default), durations float64 [slots] the latest callback
+    durations (s), underflow_times float64 [slots] when the first underflows happened.
     Counters while it runs: callbacks, underflows, overflows; `durations_s()` gives recent
     callback durations.
     """
 
     def __init__(self, render: Callable[[np.ndarray, np.ndarray | None], None], sample_rate: int, block_size: int,
                  channels: int = 2, device: int | str | None = None, latency: float | None = None,
-                 capture_frames: int = 0, input_channels: int = 0):
+                 input_channels: int = 0, capture: np.ndarray | None = None, durations: np.ndarray | None = None,
+                 underflow_times: np.ndarray | None = None):
         self._sd = sounddevice_module()
         self.device = resolve_device(device, sample_rate, channels, "output")
         self.input_device = resolve_device(device, sample_rate, input_channels, "input") if input_channels else None
@@ -105,16 +109,16 @@ class AudioStream:
         self._render = render
         self._latency = "low" if latency is None else latency
         # np.zeros maps pages lazily; writing them now keeps page faults out of the callback
-        self._durations = np.zeros(TIMING_SLOTS)
+        self._durations = np.zeros(TIMING_SLOTS) if durations is None else durations
         self._durations.fill(1.0)
-        self._capture = np.zeros((capture_frames, channels), dtype=np.float32)
+        self._capture = np.zeros((0, channels), dtype=np.float32) if capture is None else capture
         self._capture.fill(1.0)
         self.captured_frames = 0
         self.callbacks = 0
         self.underflows = 0
         self.overflows = 0
         self.scheduling: str | None = None  # "realtime", "nice" or "normal": set by the first callback
-        self._underflow_times = np.zeros(UNDERFLOW_SLOTS)
+        self._underflow_times = np.zeros(UNDERFLOW_SLOTS) if underflow_times is None else underflow_times
         self._underflow_times.fill(1.0)
         self._stream = None
 
@@ -130,7 +134,7 @@ class AudioStream:
         if self.scheduling is None:  # once, on PortAudio's audio thread: system calls, no allocation after
             self.scheduling = raise_thread_priority()
         if status.output_underflow:
-            if self.underflows < UNDERFLOW_SLOTS:
+            if self.underflows < self._underflow_times.shape[0]:
                 self._underflow_times[self.underflows] = time.monotonic()
             self.underflows += 1
         if status.input_overflow:
@@ -141,7 +145,7 @@ class AudioStream:
             take = min(room, frames)
             self._capture[self.captured_frames : self.captured_frames + take] = outdata[:take]
             self.captured_frames += take
-        self._durations[self.callbacks % TIMING_SLOTS] = time.perf_counter() - started
+        self._durations[self.callbacks % self._durations.shape[0]] = time.perf_counter() - started
         self.callbacks += 1
 
     def start(self) -> None:

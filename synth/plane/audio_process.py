@@ -1,0 +1,274 @@
+"""The audio plane: a spawned process that owns the PortAudio stream and the Engine.
+
+`run` is the process's whole life, driven by the control plane over a pipe (life cycle only):
+1. open nothing yet, but resolve the device (a missing device fails fast, in one sentence);
+   build the preset's engine and prepare it (buffers, compiled kernels); reply "prepared" with
+   the chain's latency, or "failed" with the sentence;
+2. on "start" (with the score's first event records): schedule them, freeze and disable the cyclic
+   garbage collector, open the stream; reply "started" with the stream's latencies;
+3. wait in a system call (the interpreter lock is free for the callback) for "load" (a preset
+   load: the new chain is built and prepared here, between callbacks, and swapped in at the start
+   of a block) or "stop"; stop too when the pipe closes or the control plane dies;
+4. close the stream, publish the last counters, reply "stopped".
+
+The callback (`AudioPlane.render`) drains the event ring into the engine's scheduler (records of
+a newer chain generation wait in the ring until that chain is swapped in), renders the block, and
+publishes counters, the clock anchor and parameter values into shared memory. Payload handles
+the engine no longer needs are marked released there.
+"""
+
+from __future__ import annotations
+
+import gc
+import importlib
+import os
+import signal
+import sys
+import time
+
+import numpy as np
+
+from synth.engine import Engine
+from synth.errors import SynthError
+from synth.events import Lyric, ParamChange, TempoChange, Utterance
+from synth.io.stream import AudioStream
+from synth.plane.payloads import PayloadViews
+from synth.plane.records import LYRIC, PRESET_LOAD, UTTERANCE, EventCodec
+from synth.plane.shared import SCHEDULING, STATES, Layout, SharedState
+
+MAX_RECORDS_PER_BLOCK = 4096  # the rest waits in the ring for the next block
+GIL_SWITCH_INTERVAL_S = 0.0001  # a preset load building here hands the interpreter back this often
+POLL_INTERVAL_S = 0.25
+
+
+class AppliedEvents:
+    """The engine's `applied_log`: notes that parameter values changed (a parameter or the tempo
+    can move others, as a synced delay time), releases payloads the engine lets go, and (when
+    recording) copies each applied event into the applied ring."""
+
+    def __init__(self, shared: SharedState, views: PayloadViews, codec: EventCodec, recording: bool):
+        self.shared, self.views, self.codec, self.recording = shared, views, codec, recording
+        self.held: dict[tuple[str, type], int] = {}  # (slot id, Utterance or Lyric) -> payload handle
+        self.params_changed = False
+
+    def append(self, item) -> None:
+        sample, event = item
+        if isinstance(event, (ParamChange, TempoChange)):
+            self.params_changed = True
+        elif isinstance(event, (Utterance, Lyric)):
+            key = (event.slot_id, type(event))
+            self.views.release(self.held.get(key, -1))
+            self.held[key] = event.handle
+        if self.recording:
+            kind, _, generation, a, b, c, value = self.codec.encode(event, getattr(event, "handle", -1))
+            self.push((kind, sample, generation, a, b, c, value))
+
+    def push(self, record) -> None:
+        if not self.shared.applied_ring.push(record):
+            self.shared.counters[self.shared._counter["unrecorded_events"]] += 1
+
+    def release_all(self) -> None:
+        for handle in self.held.values():
+            self.views.release(handle)
+        self.held.clear()
+
+
+class AudioPlane:
+    """The engine, its codec and the shared state, with the callback body `render`."""
+
+    def __init__(self, shared: SharedState, engine: Engine, recording: bool):
+        self.shared = shared
+        self.views = PayloadViews(shared.pool, shared.payload_table, shared.released)
+        self.engine = engine
+        self.codec = EventCodec(engine, 0, self.views)
+        self.applied = AppliedEvents(shared, self.views, self.codec, recording)
+        engine.applied_log = self.applied
+        self.pending: tuple[Engine, EventCodec] | None = None  # a loaded chain waiting for the next block
+        self.stream: AudioStream | None = None
+        self.publish_params()
+
+    def publish_params(self) -> None:
+        """Every parameter's value, in chain order, into the shared table."""
+        values, index = self.shared.param_values, 0
+        for slot in self.engine.slots:
+            for param in slot.plugin.params.values():
+                values[index] = param.target
+                index += 1
+        self.applied.params_changed = False
+
+    def schedule_records(self, records: np.ndarray) -> None:
+        """Before the stream starts: the score's events, straight into the scheduler."""
+        for record in records.tolist():
+            self.engine.schedule(self.codec.decode(record))
+
+    def render(self, out: np.ndarray, live_input: np.ndarray | None) -> None:
+        """The stream callback's body."""
+        shared, engine = self.shared, self.engine
+        if self.pending is not None:
+            engine = self._swap()
+        shared.write_anchor(engine.sample_time, time.time())
+        ring = shared.event_ring
+        records = ring.peek(MAX_RECORDS_PER_BLOCK)
+        taken = 0
+        generation, failed = self.codec.generation, shared.counter("failed_generation")
+        for record in records:
+            if record[2] != generation:
+                if record[2] == failed:  # its chain could not be built: drop it (counted)
+                    self._drop(record)
+                    taken += 1
+                    continue
+                break  # for a chain still being built: it waits in the ring
+            engine.schedule(self.codec.decode(record))
+            taken += 1
+        ring.consume(taken)
+        engine.process(out, live_input)
+        if self.applied.params_changed:
+            self.publish_params()
+        self._publish()
+
+    def _drop(self, record) -> None:
+        if record[0] in (UTTERANCE, LYRIC):
+            self.views.release(record[4])
+        self.engine.counters.dropped_events += 1
+
+    def _swap(self) -> Engine:
+        old = self.engine
+        new, codec = self.pending
+        new.take_over_from(old)
+        self.applied.release_all()
+        self.applied.codec = codec
+        new.applied_log = self.applied
+        self.engine, self.codec, self.pending = new, codec, None
+        self.publish_params()
+        if self.applied.recording:
+            self.applied.push((PRESET_LOAD, new.sample_time, codec.generation, 0, 0, 0, 0.0))
+        self.shared.set_counter("generation", codec.generation)
+        return new
+
+    def _publish(self) -> None:
+        shared, counters, stream = self.shared, self.engine.counters, self.stream
+        values = shared.counters
+        index = shared._counter
+        values[index["sample_time"]] = self.engine.sample_time
+        values[index["blocks"]] = counters.blocks
+        values[index["late_events"]] = counters.late_events
+        values[index["worst_late_samples"]] = counters.worst_lateness_samples
+        values[index["nonfinite_blocks"]] = counters.nonfinite_blocks
+        values[index["clamped_samples"]] = counters.clamped_samples
+        values[index["stolen_voices"]] = counters.stolen_voices
+        values[index["dropped_events"]] = counters.dropped_events
+        values[index["active_voices"]] = self.engine.active_voices
+        shared.gauges[shared._gauge["tempo_bpm"]] = self.engine.tempo_bpm
+        if stream is not None:
+            values[index["callbacks"]] = stream.callbacks + 1  # this one, still running
+            values[index["underflows"]] = stream.underflows
+            values[index["overflows"]] = stream.overflows
+            values[index["captured_frames"]] = stream.captured_frames
+            values[index["scheduling"]] = SCHEDULING.index(stream.scheduling or "not started")
+
+    def publish_stream_end(self) -> None:
+        """After the stream closed: the counters its last callback could not publish itself."""
+        stream, shared = self.stream, self.shared
+        shared.set_counter("callbacks", stream.callbacks)
+        shared.set_counter("underflows", stream.underflows)
+        shared.set_counter("overflows", stream.overflows)
+        shared.set_counter("captured_frames", stream.captured_frames)
+
+
+def run(connection, shared_name: str, layout: dict, preset, settings: dict, plugin_modules: tuple[str, ...]) -> None:
+    """The audio plane process (multiprocessing target, spawned). settings: sample_rate,
+    block_size, channels, input_channels, device, latency, recording."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the control plane stops us
+    parent = os.getppid()
+    shared = SharedState.attach(shared_name, Layout(**layout))
+    try:
+        plane = _prepare(connection, shared, preset, settings, plugin_modules)
+        if plane is None:
+            return
+        message = connection.recv()
+        if message[0] != "start":
+            return
+        plane.schedule_records(np.frombuffer(message[1], dtype=shared.events.dtype))
+        gc.collect()
+        gc.freeze()
+        gc.disable()
+        sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
+        try:
+            plane.stream.start()
+        except SynthError as error:
+            connection.send(("failed", str(error)))
+            return
+        shared.set_counter("state", STATES.index("streaming"))
+        connection.send(("started", {"output_latency_s": plane.stream.latency_s,
+                                     "input_latency_s": plane.stream.input_latency_s}))
+        _serve(connection, plane, preset, settings, parent)
+        plane.stream.close()
+        plane.publish_stream_end()
+        shared.set_counter("state", STATES.index("stopped"))
+        try:
+            connection.send(("stopped",))
+        except OSError:
+            pass
+    finally:
+        plane = None
+        shared.close()
+
+
+def _prepare(connection, shared: SharedState, preset, settings: dict, plugin_modules) -> AudioPlane | None:
+    """Resolve the device, build and prepare the engine; reply "prepared" or "failed"."""
+    try:
+        for module in plugin_modules:
+            importlib.import_module(module)
+        engine = _build(preset, settings)
+        plane = AudioPlane(shared, engine, settings["recording"])
+        plane.stream = AudioStream(plane.render, settings["sample_rate"], settings["block_size"],
+                                   settings["channels"], settings["device"], settings["latency"],
+                                   settings["input_channels"], capture=shared.capture, durations=shared.durations_s,
+                                   underflow_times=shared.underflow_times)
+        engine.prepare()
+        plane.publish_params()
+    except SynthError as error:
+        connection.send(("failed", str(error)))
+        return None
+    shared.set_counter("state", STATES.index("prepared"))
+    connection.send(("prepared", {"latency_samples": engine.latency_samples,
+                                  "latency_details": [d for s in engine.slots if (d := s.plugin.latency_detail())],
+                                  "param_count": sum(len(s.plugin.param_specs) for s in engine.slots)}))
+    return plane
+
+
+def _build(preset, settings: dict) -> Engine:
+    return preset.build_engine(settings["sample_rate"], settings["block_size"], settings["channels"],
+                               settings["input_channels"])
+
+
+def _serve(connection, plane: AudioPlane, preset, settings: dict, parent: int) -> None:
+    """Wait for commands until "stop", the pipe closing or the control plane dying."""
+    while True:
+        try:
+            ready = connection.poll(POLL_INTERVAL_S)
+        except (EOFError, OSError):
+            return
+        if os.getppid() != parent:
+            return
+        if not ready:
+            continue
+        try:
+            message = connection.recv()
+        except (EOFError, OSError):
+            return
+        if message[0] == "stop":
+            return
+        if message[0] == "load":
+            _, new_preset, generation = message
+            try:
+                engine = _build(new_preset, settings)
+                engine.prepare()
+            except SynthError as error:
+                plane.shared.set_counter("failed_generation", generation)
+                connection.send(("load-failed", generation, str(error)))
+                continue
+            codec = EventCodec(engine, generation, plane.views)
+            while plane.pending is not None:  # an earlier load not yet swapped in
+                time.sleep(0.001)
+            plane.pending = (engine, codec)
