@@ -15,7 +15,9 @@ Rate: a separate sender process sends a mix of parameter and note messages at a 
 --seconds; a step passes when every message sent was read by the server, every resulting event was
 applied by the engine, none was dropped (socket buffer, event ring) or left unsent (a sender
 that cannot keep the rate over TCP is being held back by the server), and the stream did not
-underflow once. The rate doubles until a step fails, then is bisected to within 10%.
+underflow once. The rate doubles until a step fails, then is bisected to within 10%. A per-CPU
+stall probe (synth.io.stall_probe) runs beside each step: the underflows that no machine stall
+explains are printed beside all of them, and the stalls seen.
 
 Usage: .venv/bin/python bench/osc.py [--block 256] [--messages 1000] [--seconds 2] [--tcp]
 """
@@ -38,6 +40,7 @@ from synth.control.osc_tcp import OscTcpServer, encode_size_prefixed
 from synth.events import ParamChange
 from synth.host import Host
 from synth.io.jackserver import JackDummyServer
+from synth.io.stall_probe import StallProbe
 from synth.presets import load_preset
 
 SAMPLE_RATE = 48000
@@ -53,7 +56,7 @@ def message(address: str, *args) -> bytes:
 
 
 class AppliedLog:
-    """Drains the host's applied ring every 10 ms (it holds 65,536 records) into `events`."""
+    """Drains a recording host's applied ring every 10 ms (it holds 65,536 records) into `events`."""
 
     def __init__(self, host: Host):
         self.host, self.events = host, []
@@ -183,25 +186,26 @@ def rate_step(host: Host, server, rate: int, seconds: float, tcp: bool) -> tuple
     """Send at `rate` messages/s for `seconds`; (passed, one line of figures)."""
     settle(server)
     before = dict(server.counters.__dict__)
-    dropped_before, underflows = host.counters.dropped_events, host.underflows
-    with AppliedLog(host) as log:
+    dropped_before, underflows, applied_before = host.counters.dropped_events, host.underflows, host.applied_events
+    with StallProbe() as probe:
         result = subprocess.run([sys.executable, "-c", RATE_SENDER, str(server.port), str(rate), str(seconds),
                                  "tcp" if tcp else "udp"], capture_output=True, text=True, timeout=seconds * 10 + 30)
-        sent, elapsed = result.stdout.split()
-        sent, elapsed = int(sent), float(elapsed)
-        deadline = time.monotonic() + 0.5  # a server that needs longer did not keep the rate
-        while server.counters.received - before["received"] < sent and time.monotonic() < deadline:
-            time.sleep(0.05)
-        time.sleep(0.1)
+    sent, elapsed = result.stdout.split()
+    sent, elapsed = int(sent), float(elapsed)
+    deadline = time.monotonic() + 0.5  # a server that needs longer did not keep the rate
+    while server.counters.received - before["received"] < sent and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.1)
     received = server.counters.received - before["received"]
     dropped = host.counters.dropped_events - dropped_before  # every post refused, from any source
-    applied = len(log.events)
+    applied = host.applied_events - applied_before
     underflowed = host.underflows - underflows
+    unexplained = len(probe.unexplained(host.underflow_times()[underflows:]))
     kept_pace = elapsed <= seconds * 1.1
     passed = (received == sent == round(rate * seconds) and applied == sent and dropped == 0 and kept_pace
               and underflowed == 0)
     line = (f"{rate:9d} {sent:9d} {elapsed:7.2f} {received:9d} {applied:9d} {dropped:8d} "
-            f"{underflowed:10d}  {'pass' if passed else 'FAIL'}")
+            f"{underflowed:10d} {unexplained:11d} {len(probe.stalls):6d}  {'pass' if passed else 'FAIL'}")
     return passed, line
 
 
@@ -214,7 +218,8 @@ def settle(server, quiet_s: float = 0.3) -> None:
 
 
 def highest_rate(host: Host, server, seconds: float, tcp: bool) -> int | None:
-    print(f"{'rate/s':>9} {'sent':>9} {'send s':>7} {'read':>9} {'applied':>9} {'dropped':>8} {'underflows':>10}")
+    print(f"{'rate/s':>9} {'sent':>9} {'send s':>7} {'read':>9} {'applied':>9} {'dropped':>8} {'underflows':>10} "
+          f"{'unexplained':>11} {'stalls':>6}")
     best, failed, rate = None, None, 1000
     while rate <= MAX_RATE:
         passed, line = rate_step(host, server, rate, seconds, tcp)
@@ -240,28 +245,27 @@ def main() -> None:
     args = parser.parse_args()
     transport = "TCP" if args.tcp else "UDP"
     preset = load_preset("warm-pad")
+    server_class = OscTcpServer if args.tcp else OscServer
     with JackDummyServer(SAMPLE_RATE, args.block) as jack:
-        host = Host(preset, SAMPLE_RATE, args.block, device=jack.device, recording=True)
-        host.start()
-        server = (OscTcpServer if args.tcp else OscServer)(host, port=0, osc_map=preset.osc_map)
-        server.start()
-        try:
+        # latency: a recording host, whose applied ring says when each message took effect
+        with Host(preset, SAMPLE_RATE, args.block, device=jack.device, recording=True) as host, \
+                server_class(host, port=0, osc_map=preset.osc_map) as server:
             period_ms = 1000 * args.block / SAMPLE_RATE
             output_ms = 1000 * host.output_latency_s
             latencies = 1000 * measure_latency(host, server, args.messages, args.tcp)
-            p50, p99, worst = np.percentile(latencies, [50, 99]).tolist() + [float(latencies.max())]
-            print(f"OSC over {transport}, block {args.block} frames ({period_ms:.2f} ms) at {SAMPLE_RATE} Hz, "
-                  f"{len(latencies)} messages")
-            print(f"send -> applied:   p50 {p50:6.2f} ms ({p50 / period_ms:4.2f} blocks)  "
-                  f"p99 {p99:6.2f} ms ({p99 / period_ms:4.2f} blocks)  max {worst:6.2f} ms")
-            print(f"send -> at output: p50 {p50 + output_ms:6.2f} ms  p99 {p99 + output_ms:6.2f} ms "
-                  f"(plus the stream's output latency, {output_ms:.2f} ms)")
+        p50, p99, worst = np.percentile(latencies, [50, 99]).tolist() + [float(latencies.max())]
+        print(f"OSC over {transport}, block {args.block} frames ({period_ms:.2f} ms) at {SAMPLE_RATE} Hz, "
+              f"{len(latencies)} messages")
+        print(f"send -> applied:   p50 {p50:6.2f} ms ({p50 / period_ms:4.2f} blocks)  "
+              f"p99 {p99:6.2f} ms ({p99 / period_ms:4.2f} blocks)  max {worst:6.2f} ms")
+        print(f"send -> at output: p50 {p50 + output_ms:6.2f} ms  p99 {p99 + output_ms:6.2f} ms "
+              f"(plus the stream's output latency, {output_ms:.2f} ms)")
+        # rate: a host as `synth serve` runs one, counting applied events
+        with Host(preset, SAMPLE_RATE, args.block, device=jack.device) as host, \
+                server_class(host, port=0, osc_map=preset.osc_map) as server:
             best = highest_rate(host, server, args.seconds, args.tcp)
-            print(f"highest rate with nothing lost or dropped and no underflow: {best if best else 'none'} "
-                  f"messages/s over {transport}")
-        finally:
-            server.stop()
-            host.stop()
+        print(f"highest rate with nothing lost or dropped and no underflow: {best if best else 'none'} "
+              f"messages/s over {transport}")
 
 
 if __name__ == "__main__":

@@ -14,7 +14,9 @@ are printed.
 of about ten seconds of speech is sent over UDP to the OSC server (rendered by the control plane,
 then played by a voice slot beside the chord); prints underflows, stalls and callback figures.
 
-Usage: .venv/bin/python bench/realtime.py [--seconds 20] [--blocks 64 128 256] [--say 128]
+--voices N: one trial at exactly N voices per block size instead of the search.
+
+Usage: .venv/bin/python bench/realtime.py [--seconds 20] [--blocks 64 128 256] [--voices N] [--say 128]
 """
 
 from __future__ import annotations
@@ -143,6 +145,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--blocks", type=int, nargs="+", default=[64, 128, 256])
+    parser.add_argument("--voices", type=int, help="one trial at this many voices instead of the search")
     parser.add_argument("--say", type=int, metavar="BLOCK", help="the speech-under-load figure at this block size")
     args = parser.parse_args()
     if args.say:
@@ -152,10 +155,14 @@ def main() -> None:
           f"{'mean load':>9} {'offline voices':>14} {'live/offline':>12} {'stalls':>6} {'underflows':>10}")
     for block in args.blocks:
         with JackDummyServer(SAMPLE_RATE, block) as server:
-            best = most_voices(lambda voices: live_trial(server.device, voices, block, args.seconds))
+            if args.voices:
+                result = live_trial(server.device, args.voices, block, args.seconds)
+                best = None if result[2] else (args.voices, result)
+            else:
+                best = most_voices(lambda voices: live_trial(server.device, voices, block, args.seconds))
         offline = offline_voices_in_realtime(block)
         if best is None:
-            print(f"{block:5d}  underflows even with {STEP} voices")
+            print(f"{block:5d}  underflows even with {args.voices or STEP} voices")
             continue
         voices, (s, stalls, _) = best
         print(f"{block:5d} {s.block_period_ms:9.2f} {voices:6d} {s.callback_p50_ms:7.2f} {s.callback_p99_ms:7.2f} "

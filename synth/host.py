@@ -312,6 +312,11 @@ class Host:
                 slot.plugin.params[spec.name].set(self.param_value(slot.id, spec.name))
 
     @property
+    def applied_events(self) -> int:
+        """Events the engine has applied since the stream started."""
+        return self._counter("applied_events")
+
+    @property
     def active_voices(self) -> int:
         return self._counter("active_voices")
 

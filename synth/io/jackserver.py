@@ -4,6 +4,7 @@ headless servers): a JACK server paced like a card, which PortAudio's JACK host 
 from __future__ import annotations
 
 import os
+import resource
 import shutil
 import signal
 import subprocess
@@ -32,12 +33,27 @@ def jack_device_index() -> int | None:
 
 
 SERVER_NICENESS = -15
+SERVER_RT_PRIORITY = 80  # above the callback threads (synth.io.stream), below the stall probe
+
+
+def realtime_permitted() -> bool:
+    """Whether this process may give threads SCHED_FIFO priority SERVER_RT_PRIORITY (root, or an
+    rtprio limit that high)."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_RTPRIO)
+    return os.geteuid() == 0 or soft == resource.RLIM_INFINITY or soft >= SERVER_RT_PRIORITY
+
+
+def server_command(sample_rate: int, period: int) -> list[str]:
+    """jackd with the dummy backend: realtime where permitted, as on a sound card, whose
+    interrupts do not wait for a busy CPU (a late wake-up of the dummy driver's thread is an xrun
+    for every client: on a loaded machine without realtime scheduling, the most common cause of
+    underflows here); else `--no-realtime`, at raised niceness where allowed."""
+    mode = ["-R", "-P", str(SERVER_RT_PRIORITY)] if realtime_permitted() else ["--no-realtime"]
+    return ["jackd", *mode, "-d", "dummy", "-r", str(sample_rate), "-p", str(period)]
 
 
 def _raise_priority() -> None:
-    """In the server's process before exec: a higher scheduling priority where allowed (root).
-    Without realtime scheduling, a late wake-up of the dummy driver's thread is an xrun for every
-    client; on a busy machine that is the most common cause of underflows here."""
+    """In the server's process before exec: a higher niceness where allowed (the fallback)."""
     try:
         os.nice(SERVER_NICENESS)
     except OSError:
@@ -45,7 +61,7 @@ def _raise_priority() -> None:
 
 
 class JackDummyServer:
-    """`jackd --no-realtime -d dummy -r RATE -p PERIOD`, started and stopped by its own process id.
+    """`jackd -d dummy -r RATE -p PERIOD` (`server_command`), started and stopped by its own process id.
 
     with JackDummyServer(48000, 256) as server: ... server.device is PortAudio's device index.
     """
@@ -61,7 +77,7 @@ class JackDummyServer:
             raise SynthError("jackd is not installed (Debian package jackd2)")
         self._log = tempfile.TemporaryFile()
         self.process = subprocess.Popen(
-            ["jackd", "--no-realtime", "-d", "dummy", "-r", str(self.sample_rate), "-p", str(self.period)],
+            server_command(self.sample_rate, self.period),
             stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_raise_priority)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:

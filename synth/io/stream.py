@@ -30,6 +30,8 @@ def raise_thread_priority() -> str:
     priority, where any busy process on the machine can make the callback late."""
     thread_id = threading.get_native_id()
     try:
+        if os.sched_getscheduler(thread_id) in (os.SCHED_FIFO, os.SCHED_RR):
+            return "realtime"  # a realtime JACK server gave its client thread realtime priority already
         os.sched_setscheduler(thread_id, os.SCHED_FIFO, os.sched_param(AUDIO_THREAD_RT_PRIORITY))
         return "realtime"
     except (OSError, AttributeError):

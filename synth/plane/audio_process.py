@@ -50,9 +50,11 @@ class AppliedEvents:
         self.shared, self.views, self.codec, self.recording = shared, views, codec, recording
         self.held: dict[tuple[str, type], int] = {}  # (slot id, Utterance or Lyric) -> payload handle
         self.params_changed = False
+        self.count = 0  # events applied since the stream started
 
     def append(self, item) -> None:
         sample, event = item
+        self.count += 1
         if isinstance(event, (ParamChange, TempoChange)):
             self.params_changed = True
         elif isinstance(event, (Utterance, Lyric)):
@@ -157,6 +159,7 @@ class AudioPlane:
         values[index["clamped_samples"]] = counters.clamped_samples
         values[index["stolen_voices"]] = counters.stolen_voices
         values[index["dropped_events"]] = counters.dropped_events
+        values[index["applied_events"]] = self.applied.count
         values[index["active_voices"]] = self.engine.active_voices
         shared.gauges[shared._gauge["tempo_bpm"]] = self.engine.tempo_bpm
         if stream is not None:

@@ -1,0 +1,150 @@
+"""The shared memory between the planes: the event ring, the numeric event form, the payload pool,
+the clock anchor; and the audio plane's callback body without a stream."""
+
+import threading
+
+import numpy as np
+import pytest
+
+from conftest import assert_process_allocates_nothing
+from synth.errors import SynthError
+from synth.events import IMMEDIATE, AllNotesOff, Lyric, NoteOff, NoteOn, ParamChange, TempoChange, Utterance
+from synth.plane.audio_process import AudioPlane
+from synth.plane.payloads import PayloadPool, PayloadViews
+from synth.plane.records import PARAM, EventCodec
+from synth.plane.shared import Layout, SharedState
+from synth.plugins.voice import LyricTable
+from synth.presets import load_preset
+
+
+@pytest.fixture
+def shared():
+    state = SharedState.create(Layout(event_capacity=8, applied_capacity=8, pool_floats=1000, max_payloads=4,
+                                      capture_frames=16))
+    yield state
+    state.close()
+
+
+def test_the_ring_keeps_order_across_the_wrap_and_refuses_when_full(shared):
+    ring = shared.event_ring
+    for round_ in range(3):  # 24 records through 8 slots
+        for k in range(8):
+            assert ring.push((PARAM, round_ * 8 + k, 0, 0, 0, 0, 0.5))
+        assert not ring.push((PARAM, 99, 0, 0, 0, 0, 0.0))  # full: nothing written
+        first = ring.peek(3)
+        assert [r[1] for r in first] == [round_ * 8, round_ * 8 + 1, round_ * 8 + 2]
+        ring.consume(3)
+        rest = ring.peek(100)
+        assert [r[1] for r in rest] == list(range(round_ * 8 + 3, round_ * 8 + 8))
+        ring.consume(len(rest))
+        assert len(ring) == 0 and ring.peek(5) == []
+
+
+def test_the_ring_passes_every_record_between_threads_in_order(shared):
+    """One producer thread, one consumer thread, no lock between them: 20,000 records arrive once each, in order."""
+    ring, total, seen = shared.event_ring, 20000, []
+
+    def produce():
+        sent = 0
+        while sent < total:
+            if ring.push((PARAM, sent, 0, 0, 0, 0, float(sent))):
+                sent += 1
+
+    producer = threading.Thread(target=produce)
+    producer.start()
+    while len(seen) < total:
+        records = ring.peek(5)
+        ring.consume(len(records))
+        seen += [r[1] for r in records]
+    producer.join()
+    assert seen == list(range(total))
+
+
+def test_every_event_survives_its_numeric_form(shared):
+    engine = load_preset("speech-voice").build_engine(48000, 256)
+    views = PayloadViews(shared.pool, shared.payload_table, shared.released)
+    codec = EventCodec(engine, 3, views)
+    events = [NoteOn(10, 60, 100), NoteOn(11, 61, 1, 16), NoteOff(IMMEDIATE, 60), NoteOff(12, 60, 2), AllNotesOff(13),
+              ParamChange(14, "voice", "vibrato_cents", 12.5), ParamChange(15, "out", "pan", -0.25),
+              TempoChange(16, 96.5)]
+    for event in events:
+        record = codec.encode(event)
+        assert record[2] == 3 and codec.decode(record) == event
+    assert codec.flat_param("out", "pan") == len(engine.slots[0].plugin.param_specs) + \
+        len(engine.slots[1].plugin.param_specs) + 1
+
+
+def test_payloads_go_by_handle_and_come_back_once_released(shared):
+    pool = PayloadPool(shared.pool, shared.payload_table, shared.released)
+    views = PayloadViews(shared.pool, shared.payload_table, shared.released)
+    speech = np.linspace(-1, 1, 300, dtype=np.float32)
+    first = pool.put_utterance(speech)
+    np.testing.assert_array_equal(views.utterance(first), speech)
+    table = LyricTable("la la", np.arange(30, dtype=np.float32).reshape(3, 10), np.array([-20, -10, -30], np.float32),
+                       np.array([0, 1]), np.array([0, 1]), np.array([1, 2]), np.array([1, 3]))
+    second = pool.put_lyric(table)
+    back = views.lyric(second)
+    np.testing.assert_array_equal(back.mel, table.mel)
+    np.testing.assert_array_equal(back.loudness_db, table.loudness_db)
+    assert back.syllables == 2 and [int(v) for v in back.end] == [1, 3] and int(back.vowel_start[1]) == 1
+    assert pool.live == 2
+    with pytest.raises(SynthError, match="no room for an utterance"):
+        pool.put_utterance(np.zeros(700, np.float32))  # 300 + 76 of 1000 floats are taken
+    views.release(first)  # the audio plane let go of it
+    assert pool.live == 1
+    third = pool.put_utterance(np.ones(600, np.float32))  # fits again
+    np.testing.assert_array_equal(views.utterance(third), np.ones(600, np.float32))
+    np.testing.assert_array_equal(views.lyric(second).mel, table.mel)  # untouched by the new one
+
+
+def test_the_clock_anchor_is_never_read_half_written(shared):
+    stop = threading.Event()
+
+    def write():
+        sample = 0
+        while not stop.is_set():
+            sample += 256
+            shared.write_anchor(sample, sample / 1000.0)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        for _ in range(20000):
+            sample, unix_s = shared.read_anchor()
+            assert unix_s == sample / 1000.0
+    finally:
+        stop.set()
+        writer.join()
+
+
+def test_the_callback_body_applies_ring_events_and_allocates_nothing_when_idle():
+    preset = load_preset("warm-pad")
+    state = SharedState.create(Layout())
+    try:
+        engine = preset.build_engine(48000, 256)
+        engine.prepare()
+        plane = AudioPlane(state, engine, recording=True)
+        control = EventCodec(preset.build_engine(48000, 256))
+        assert state.event_ring.push(control.encode(NoteOn(IMMEDIATE, 60, 100)))
+        assert state.event_ring.push(control.encode(ParamChange(IMMEDIATE, "osc", "cutoff_hz", 440.0)))
+        assert state.event_ring.push((PARAM, IMMEDIATE, 1, 0, 0, 0, 0.0))  # for a chain not built yet: it waits
+        out = np.zeros((256, 2), np.float32)
+        plane.render(out, None)
+        assert len(state.event_ring) == 1 and state.counter("active_voices") == 1
+        assert state.param_values[control.flat_param("osc", "cutoff_hz")] == 440.0
+        assert state.counter("sample_time") == 256 and state.read_anchor()[0] == 0
+        assert [r[0] for r in state.applied_ring.peek(10)] == [1, PARAM]  # sent back for recording
+        state.event_ring.consume(1)
+        plane.render(out, None)
+        assert_process_allocates_nothing(engine, out, 50)  # the engine alone, as elsewhere
+        import tracemalloc
+
+        tracemalloc.start()
+        for _ in range(50):
+            plane.render(out, None)
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        assert peak < 4096, f"the callback body allocated up to {peak} bytes"
+        plane = None
+    finally:
+        state.close()
