@@ -7,8 +7,9 @@ followed by a delay. For each block size it prints the most voices that passed, 
 duration percentiles at that count, and, as the peer measured in the same run, the voices the same
 machine renders offline in realtime (offline throughput): the ratio shows how much of the raw speed
 survives the live path. A per-CPU stall probe runs beside each trial (synth.io.stall_probe): an
-underflow that a stall of the virtual machine explains does not fail the trial; the stalls seen
-are printed.
+underflow that a stall of the virtual machine explains does not fail the trial (a stall is a
+wake-up later than 2 ms, or three quarters of the block period where that is shorter); the stalls
+seen are printed.
 
 --say BLOCK: instead, speech under load: a 32-note saw chord held on one instrument while a `/say`
 of about ten seconds of speech is sent over UDP to the OSC server (rendered by the control plane,
@@ -34,6 +35,7 @@ from synth.presets import SHIPPED_PRESETS, ChainEntry, PresetSpec
 from synth.render import render_array
 
 SAMPLE_RATE = 48000
+STALL_THRESHOLD_S = 0.002  # synth.io.stall_probe's default
 STEP = 16  # voice counts are searched to this resolution up to 64; above, in whole stacks of 64
 MAX_VOICES = 8192
 ANALYSIS = "analyses/organ-c3.partials.npz"  # 64 partials, in the shipped preset folder
@@ -58,7 +60,8 @@ def live_trial(device: int, voices: int, block: int, seconds: float) -> tuple[Ho
     played for `seconds` on the live stream."""
     preset, events = additive_preset(voices)
     host = Host(preset, SAMPLE_RATE, block, device=device)
-    with StallProbe() as probe:
+    # a stall of three quarters of a block period is enough to starve the stream
+    with StallProbe(min(STALL_THRESHOLD_S, 0.75 * block / SAMPLE_RATE)) as probe:
         host.start(events)
         time.sleep(seconds)
         host.stop()
@@ -134,7 +137,8 @@ def say_during_chord(block: int) -> None:
         status = host.status()
         host.stop()
     unexplained = len(probe.unexplained(host.underflow_times()))
-    print(f"/say of {SPEECH!r:.40}... during a 32-note chord, {block}-frame blocks: speech rendered in "
+    spoken_s = host.chain.slot("voice").plugin.render_speech(SPEECH).size / SAMPLE_RATE
+    print(f"/say of {spoken_s:.1f} s of speech during a 32-note chord, {block}-frame blocks: rendered in "
           f"{rendered_s:.2f} s on the control plane; voices {status.voices}; underflows {status.underflows} "
           f"({unexplained} not explained by {len(probe.stalls)} machine stalls); callback p50 "
           f"{status.callback_p50_ms:.2f} ms, p99 {status.callback_p99_ms:.2f} ms, max {status.callback_max_ms:.2f} ms "

@@ -199,10 +199,6 @@ class Host:
     def __exit__(self, *exc) -> None:
         self.stop()
 
-    @property
-    def running(self) -> bool:
-        return self._process is not None
-
     def failure(self) -> str | None:
         """None while the audio plane runs; else one sentence saying that it stopped."""
         if self._process is None or self._process.is_alive():

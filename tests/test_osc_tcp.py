@@ -312,7 +312,7 @@ def test_a_tcp_flood_never_glitches_the_stream(jack):
                                      str(Path(__file__).parent)], capture_output=True, text=True, timeout=30)
             wait_for(lambda: server.counters.received == int(sender.stdout), timeout=10)
     c, status = server.counters, host.status()
-    print(f"TCP flood: read {c.received}, applied {c.applied}, dropped by the engine queue {c.dropped}, "
+    print(f"TCP flood: read {c.received}, applied {c.applied}, dropped by the event ring {c.dropped}, "
           f"peak load {100 * status.load_peak:.0f}%, underflows {host.underflows}, stalls {len(probe.stalls)}")
     assert int(sender.stdout) == 40000 and c.malformed == 0 and c.invalid == 0
     assert c.applied == c.received

@@ -9,7 +9,7 @@
 3. wait in a system call (the interpreter lock is free for the callback) for "load" (a preset
    load: the new chain is built and prepared here, between callbacks, and swapped in at the start
    of a block) or "stop"; stop too when the pipe closes or the control plane dies;
-4. close the stream, publish the last counters, reply "stopped".
+4. close the stream, publish the last counters, and exit (the control plane joins us).
 
 The callback (`AudioPlane.render`) drains the event ring into the engine's scheduler (records of
 a newer chain generation wait in the ring until that chain is swapped in), renders the block, and
@@ -34,7 +34,7 @@ from synth.events import Lyric, ParamChange, TempoChange, Utterance
 from synth.io.stream import AudioStream
 from synth.plane.payloads import PayloadViews
 from synth.plane.records import LYRIC, PRESET_LOAD, UTTERANCE, EventCodec
-from synth.plane.shared import SCHEDULING, STATES, Layout, SharedState
+from synth.plane.shared import COUNTER, GAUGE, SCHEDULING, Layout, SharedState
 
 MAX_RECORDS_PER_BLOCK = 4096  # the rest waits in the ring for the next block
 GIL_SWITCH_INTERVAL_S = 0.0001  # a preset load building here hands the interpreter back this often
@@ -67,7 +67,7 @@ class AppliedEvents:
 
     def push(self, record) -> None:
         if not self.shared.applied_ring.push(record):
-            self.shared.counters[self.shared._counter["unrecorded_events"]] += 1
+            self.shared.counters[COUNTER["unrecorded_events"]] += 1
 
     def release_all(self) -> None:
         for handle in self.held.values():
@@ -150,7 +150,7 @@ class AudioPlane:
     def _publish(self) -> None:
         shared, counters, stream = self.shared, self.engine.counters, self.stream
         values = shared.counters
-        index = shared._counter
+        index = COUNTER
         values[index["sample_time"]] = self.engine.sample_time
         values[index["blocks"]] = counters.blocks
         values[index["late_events"]] = counters.late_events
@@ -161,7 +161,7 @@ class AudioPlane:
         values[index["dropped_events"]] = counters.dropped_events
         values[index["applied_events"]] = self.applied.count
         values[index["active_voices"]] = self.engine.active_voices
-        shared.gauges[shared._gauge["tempo_bpm"]] = self.engine.tempo_bpm
+        shared.gauges[GAUGE["tempo_bpm"]] = self.engine.tempo_bpm
         if stream is not None:
             values[index["callbacks"]] = stream.callbacks + 1  # this one, still running
             values[index["underflows"]] = stream.underflows
@@ -188,7 +188,10 @@ def run(connection, shared_name: str, layout: dict, preset, settings: dict, plug
         plane = _prepare(connection, shared, preset, settings, plugin_modules)
         if plane is None:
             return
-        message = connection.recv()
+        try:
+            message = connection.recv()
+        except (EOFError, OSError):  # the control plane went away before starting us
+            return
         if message[0] != "start":
             return
         plane.schedule_records(np.frombuffer(message[1], dtype=shared.events.dtype))
@@ -201,17 +204,11 @@ def run(connection, shared_name: str, layout: dict, preset, settings: dict, plug
         except SynthError as error:
             connection.send(("failed", str(error)))
             return
-        shared.set_counter("state", STATES.index("streaming"))
         connection.send(("started", {"output_latency_s": plane.stream.latency_s,
                                      "input_latency_s": plane.stream.input_latency_s}))
-        _serve(connection, plane, preset, settings, parent)
+        _serve(connection, plane, settings, parent)
         plane.stream.close()
         plane.publish_stream_end()
-        shared.set_counter("state", STATES.index("stopped"))
-        try:
-            connection.send(("stopped",))
-        except OSError:
-            pass
     finally:
         plane = None
         shared.close()
@@ -233,7 +230,6 @@ def _prepare(connection, shared: SharedState, preset, settings: dict, plugin_mod
     except SynthError as error:
         connection.send(("failed", str(error)))
         return None
-    shared.set_counter("state", STATES.index("prepared"))
     connection.send(("prepared", {"latency_samples": engine.latency_samples,
                                   "latency_details": [d for s in engine.slots if (d := s.plugin.latency_detail())],
                                   "param_count": sum(len(s.plugin.param_specs) for s in engine.slots)}))
@@ -245,7 +241,7 @@ def _build(preset, settings: dict) -> Engine:
                                settings["input_channels"])
 
 
-def _serve(connection, plane: AudioPlane, preset, settings: dict, parent: int) -> None:
+def _serve(connection, plane: AudioPlane, settings: dict, parent: int) -> None:
     """Wait for commands until "stop", the pipe closing or the control plane dying."""
     while True:
         try:

@@ -30,10 +30,11 @@ from synth.plane.records import RECORD, Record
 COUNTERS = ("sample_time", "blocks", "callbacks", "underflows", "overflows", "late_events", "worst_late_samples",
             "nonfinite_blocks", "clamped_samples", "stolen_voices", "dropped_events", "applied_events", "unrecorded_events",
             "active_voices", "captured_frames", "generation", "failed_generation", "scheduling", "anchor_sequence",
-            "anchor_sample", "state")
+            "anchor_sample")
 GAUGES = ("anchor_unix_s", "tempo_bpm")
+COUNTER = {name: index for index, name in enumerate(COUNTERS)}  # name -> its index in `counters`
+GAUGE = {name: index for index, name in enumerate(GAUGES)}  # name -> its index in `gauges`
 SCHEDULING = ("not started", "realtime", "nice", "normal")  # the `scheduling` counter indexes this
-STATES = ("preparing", "prepared", "streaming", "stopped")
 ALIGN = 64
 
 
@@ -125,8 +126,6 @@ class SharedState:
                     np.zeros(shape, dtype))
         self.event_ring = Ring(self.events_index, self.events)
         self.applied_ring = Ring(self.applied_index, self.applied)
-        self._counter = {name: index for index, name in enumerate(COUNTERS)}
-        self._gauge = {name: index for index, name in enumerate(GAUGES)}
 
     @classmethod
     def create(cls, layout: Layout) -> SharedState:
@@ -147,29 +146,29 @@ class SharedState:
         return self.memory.name
 
     def counter(self, name: str) -> int:
-        return int(self.counters[self._counter[name]])
+        return int(self.counters[COUNTER[name]])
 
     def set_counter(self, name: str, value: int) -> None:
-        self.counters[self._counter[name]] = value
+        self.counters[COUNTER[name]] = value
 
     def gauge(self, name: str) -> float:
-        return float(self.gauges[self._gauge[name]])
+        return float(self.gauges[GAUGE[name]])
 
     def set_gauge(self, name: str, value: float) -> None:
-        self.gauges[self._gauge[name]] = value
+        self.gauges[GAUGE[name]] = value
 
     def write_anchor(self, sample: int, unix_s: float) -> None:
         """Audio plane: the block starting at engine `sample` was asked for at `unix_s`."""
-        index = self._counter["anchor_sequence"]
+        index = COUNTER["anchor_sequence"]
         sequence = int(self.counters[index])
         self.counters[index] = sequence + 1  # odd: being written
-        self.counters[self._counter["anchor_sample"]] = sample
-        self.gauges[self._gauge["anchor_unix_s"]] = unix_s
+        self.counters[COUNTER["anchor_sample"]] = sample
+        self.gauges[GAUGE["anchor_unix_s"]] = unix_s
         self.counters[index] = sequence + 2
 
     def read_anchor(self) -> tuple[int, float]:
         """Control plane: the latest (sample, Unix time) pair, never half of one and half of another."""
-        index = self._counter["anchor_sequence"]
+        index = COUNTER["anchor_sequence"]
         while True:
             before = int(self.counters[index])
             sample, unix_s = self.counter("anchor_sample"), self.gauge("anchor_unix_s")
