@@ -43,12 +43,12 @@ def realtime_permitted() -> bool:
     return os.geteuid() == 0 or soft == resource.RLIM_INFINITY or soft >= SERVER_RT_PRIORITY
 
 
-def server_command(sample_rate: int, period: int) -> list[str]:
-    """jackd with the dummy backend: realtime where permitted, as on a sound card, whose
-    interrupts do not wait for a busy CPU (a late wake-up of the dummy driver's thread is an xrun
-    for every client: on a loaded machine without realtime scheduling, the most common cause of
-    underflows here); else `--no-realtime`, at raised niceness where allowed."""
-    mode = ["-R", "-P", str(SERVER_RT_PRIORITY)] if realtime_permitted() else ["--no-realtime"]
+def server_command(sample_rate: int, period: int, realtime: bool) -> list[str]:
+    """jackd with the dummy backend: realtime (as on a sound card, whose interrupts do not wait for
+    a busy CPU: a late wake-up of the dummy driver's thread is an xrun for every client, on a
+    loaded machine without realtime scheduling the most common cause of underflows here), or
+    `--no-realtime`, at raised niceness where allowed."""
+    mode = ["-R", "-P", str(SERVER_RT_PRIORITY)] if realtime else ["--no-realtime"]
     return ["jackd", *mode, "-d", "dummy", "-r", str(sample_rate), "-p", str(period)]
 
 
@@ -73,11 +73,21 @@ class JackDummyServer:
         self._log = None  # the server's messages: a file, as a pipe nobody reads while it runs could fill and block it
 
     def start(self, timeout_s: float = 15.0) -> int:
+        """Start the server, realtime where permitted (else, or if a realtime server will not run
+        here, without); PortAudio's device index of it."""
         if shutil.which("jackd") is None:
             raise SynthError("jackd is not installed (Debian package jackd2)")
+        if realtime_permitted():
+            try:
+                return self._start(True, timeout_s)
+            except SynthError:
+                self.stop()
+        return self._start(False, timeout_s)
+
+    def _start(self, realtime: bool, timeout_s: float) -> int:
         self._log = tempfile.TemporaryFile()
         self.process = subprocess.Popen(
-            server_command(self.sample_rate, self.period),
+            server_command(self.sample_rate, self.period, realtime),
             stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_raise_priority)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
