@@ -313,6 +313,11 @@ class Host:
         return self._counter("applied_events")
 
     @property
+    def unrecorded_events(self) -> int:
+        """Applied events a recording host could not send back (its applied ring was full)."""
+        return self._counter("unrecorded_events")
+
+    @property
     def active_voices(self) -> int:
         return self._counter("active_voices")
 

@@ -137,7 +137,9 @@ def play(preset_name, score=None, *, device=None, sample_rate=48000, block_size=
     if midi_input:
         print(midi_input.summary(), file=sys.stderr)
     if recorder:
-        print(f"recorded {recorder.written} events to {recorder.path}", file=sys.stderr)
+        lost = f"; {host.unrecorded_events} applied events were lost (the applied ring was full)" \
+            if host.unrecorded_events else ""
+        print(f"recorded {recorder.written} events to {recorder.path}{lost}", file=sys.stderr)
     if failure:
         print(f"{failure}; the stream stopped.", file=sys.stderr)
         return 1

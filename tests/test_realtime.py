@@ -1,5 +1,6 @@
 """Realtime tests on a real PortAudio stream through JACK's dummy backend (paced like a sound card)."""
 
+import json
 import os
 import signal
 import subprocess
@@ -204,3 +205,18 @@ def test_devices_lists_the_jack_device(jack):
     process = _synth("devices")
     out, _ = process.communicate(timeout=60)
     assert process.returncode == 0 and "JACK Audio Connection Kit" in out and "out  2" in out
+
+
+def test_play_records_what_it_played(jack, tmp_path):
+    score = tmp_path / "score.jsonl"
+    score.write_text('{"time": 0.0, "address": "/note/on", "args": [60, 100]}\n'
+                     '{"time": 0.1, "address": "/param/osc/cutoff_hz", "args": [800.0]}\n'
+                     '{"time": 0.2, "address": "/note/off", "args": [60]}\n')
+    session = tmp_path / "session.jsonl"
+    process = _synth("play", "warm-pad", str(score), "--record", str(session), "--tail", "0.3")
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err
+    assert f"recorded 3 events to {session}" in err and "lost" not in err
+    recorded = [line for line in session.read_text().splitlines() if line]
+    assert [json.loads(line)["address"] for line in recorded] == ["/note/on", "/param/osc/cutoff_hz", "/note/off"]
+    assert [json.loads(line)["time"] for line in recorded] == [0.0, 0.1, 0.2]
