@@ -78,11 +78,34 @@ def test_midi_notes_controllers_and_tempo(tmp_path, engine):
     ('{"time": 0, "address": "/param/osc/cutoff_hz/norm", "args": [1.5]}', r":1: /param/osc/cutoff_hz/norm: expected a position in 0\.\.1, got 1\.5"),
     ('{"time": 0, "address": "/notes/off", "args": [], "when": 3}', r":1: unknown key 'when'"),
     ('{"time": 0, "address": "/tempo/raw", "args": [5000]}', r":1: /tempo/raw: expected a tempo in 20\.\.999 bpm, got 5000"),
+    ('{"time": 0, "address": "/preset/load", "args": [3]}', r":1: /preset/load: expected one preset name"),
+    ('{"time": 0, "address": "/preset/load", "args": []}', r":1: /preset/load: expected one preset name"),
+    ('{"time": 0, "address": "/preset/load", "args": ["../etc/passwd"]}',
+     r":1: preset name '\.\./etc/passwd' refused: only bare names from the preset folder"),
+    ('{"time": 0, "address": "/preset/load", "args": ["/etc/passwd"]}',
+     r":1: preset name '/etc/passwd' refused: only bare names from the preset folder"),
+    ('{"time": 0, "address": "/preset/load", "args": ["nope"]}', r":1: no preset called 'nope'"),
 ])
 def test_bad_jsonl_lines_name_the_line_and_problem(tmp_path, engine, line, message):
     path = jsonl(tmp_path, raw=line + "\n")
     with pytest.raises(SynthError, match=rf"score\.jsonl{message}"):
         load_score(path, engine)
+
+
+def test_a_preset_load_switches_the_chain_later_lines_are_read_for(tmp_path, engine):
+    from synth.events import PresetLoad
+
+    path = jsonl(tmp_path,
+                 {"time": 1.0, "address": "/param/voice/vibrato_cents", "args": [30]},  # after the load in time
+                 {"time": 0.5, "address": "/preset/load", "args": ["speech-voice"]},
+                 {"time": 0.0, "address": "/param/osc/cutoff_hz", "args": [440]})
+    first, load, later = load_score(path, engine)
+    assert first == ParamChange(0, "osc", "cutoff_hz", 440.0)
+    assert isinstance(load, PresetLoad) and (load.time_samples, load.name) == (24000, "speech-voice")
+    assert later == ParamChange(48000, "voice", "vibrato_cents", 30.0)
+    with pytest.raises(SynthError, match=r"score\.jsonl:1: /param/osc/cutoff_hz: no plugin 'osc'"):
+        load_score(jsonl(tmp_path, {"time": 0.5, "address": "/param/osc/cutoff_hz", "args": [440]},
+                         {"time": 0.0, "address": "/preset/load", "args": ["speech-voice"]}), engine)
 
 
 def test_bad_files(tmp_path, engine):

@@ -86,6 +86,7 @@ class AudioPlane:
         self.applied = AppliedEvents(shared, self.views, self.codec, recording)
         engine.applied_log = self.applied
         self.pending: tuple[Engine, EventCodec] | None = None  # a loaded chain waiting for the next block
+        self.retired: Engine | None = None  # the chain it replaced, freed by the main thread, not the callback
         self.stream: AudioStream | None = None
         self.publish_params()
 
@@ -140,6 +141,7 @@ class AudioPlane:
         self.applied.release_all()
         self.applied.codec = codec
         new.applied_log = self.applied
+        self.retired = old  # its buffers are released off the audio thread (_serve)
         self.engine, self.codec, self.pending = new, codec, None
         self.publish_params()
         if self.applied.recording:
@@ -148,34 +150,29 @@ class AudioPlane:
         return new
 
     def _publish(self) -> None:
-        shared, counters, stream = self.shared, self.engine.counters, self.stream
-        values = shared.counters
-        index = COUNTER
-        values[index["sample_time"]] = self.engine.sample_time
-        values[index["blocks"]] = counters.blocks
-        values[index["late_events"]] = counters.late_events
-        values[index["worst_late_samples"]] = counters.worst_lateness_samples
-        values[index["nonfinite_blocks"]] = counters.nonfinite_blocks
-        values[index["clamped_samples"]] = counters.clamped_samples
-        values[index["stolen_voices"]] = counters.stolen_voices
-        values[index["dropped_events"]] = counters.dropped_events
-        values[index["applied_events"]] = self.applied.count
-        values[index["active_voices"]] = self.engine.active_voices
-        shared.gauges[GAUGE["tempo_bpm"]] = self.engine.tempo_bpm
-        if stream is not None:
-            values[index["callbacks"]] = stream.callbacks + 1  # this one, still running
-            values[index["underflows"]] = stream.underflows
-            values[index["overflows"]] = stream.overflows
-            values[index["captured_frames"]] = stream.captured_frames
-            values[index["scheduling"]] = SCHEDULING.index(stream.scheduling or "not started")
+        counters, values = self.engine.counters, self.shared.counters
+        values[COUNTER["sample_time"]] = self.engine.sample_time
+        values[COUNTER["blocks"]] = counters.blocks
+        values[COUNTER["late_events"]] = counters.late_events
+        values[COUNTER["worst_late_samples"]] = counters.worst_lateness_samples
+        values[COUNTER["nonfinite_blocks"]] = counters.nonfinite_blocks
+        values[COUNTER["clamped_samples"]] = counters.clamped_samples
+        values[COUNTER["stolen_voices"]] = counters.stolen_voices
+        values[COUNTER["dropped_events"]] = counters.dropped_events
+        values[COUNTER["applied_events"]] = self.applied.count
+        values[COUNTER["active_voices"]] = self.engine.active_voices
+        self.shared.gauges[GAUGE["tempo_bpm"]] = self.engine.tempo_bpm
+        if self.stream is not None:
+            self.publish_stream(self.stream.callbacks + 1)  # this callback, still running, counts
 
-    def publish_stream_end(self) -> None:
-        """After the stream closed: the counters its last callback could not publish itself."""
-        stream, shared = self.stream, self.shared
-        shared.set_counter("callbacks", stream.callbacks)
-        shared.set_counter("underflows", stream.underflows)
-        shared.set_counter("overflows", stream.overflows)
-        shared.set_counter("captured_frames", stream.captured_frames)
+    def publish_stream(self, callbacks: int) -> None:
+        """The stream's counters (after it closed: what its last callback could not publish)."""
+        stream, values = self.stream, self.shared.counters
+        values[COUNTER["callbacks"]] = callbacks
+        values[COUNTER["underflows"]] = stream.underflows
+        values[COUNTER["overflows"]] = stream.overflows
+        values[COUNTER["captured_frames"]] = stream.captured_frames
+        values[COUNTER["scheduling"]] = SCHEDULING.index(stream.scheduling or "not started")
 
 
 def run(connection, shared_name: str, layout: dict, preset, settings: dict, plugin_modules: tuple[str, ...]) -> None:
@@ -208,7 +205,7 @@ def run(connection, shared_name: str, layout: dict, preset, settings: dict, plug
                                      "input_latency_s": plane.stream.input_latency_s}))
         _serve(connection, plane, settings, parent)
         plane.stream.close()
-        plane.publish_stream_end()
+        plane.publish_stream(plane.stream.callbacks)
     finally:
         plane = None
         shared.close()
@@ -250,6 +247,7 @@ def _serve(connection, plane: AudioPlane, settings: dict, parent: int) -> None:
             return
         if os.getppid() != parent:
             return
+        plane.retired = None  # a chain a preset load replaced: freed here, between callbacks
         if not ready:
             continue
         try:
@@ -270,4 +268,5 @@ def _serve(connection, plane: AudioPlane, settings: dict, parent: int) -> None:
             codec = EventCodec(engine, generation, plane.views)
             while plane.pending is not None:  # an earlier load not yet swapped in
                 time.sleep(0.001)
+            plane.retired = None
             plane.pending = (engine, codec)
