@@ -288,9 +288,10 @@ class Host:
         """(engine sample at the start of the latest block, Unix time its callback began)."""
         return self._shared.read_anchor() if self._shared else (0, time.time())
 
-    def sample_for(self, unix_time_s: float) -> int:
-        """The engine sample that reaches the output at `unix_time_s` (a bundle's timetag)."""
-        anchor_sample, anchor_time = self.clock_anchor()
+    def sample_for(self, unix_time_s: float, anchor: tuple[int, float] | None = None) -> int:
+        """The engine sample that reaches the output at `unix_time_s` (a bundle's timetag), from
+        `anchor` (a clock_anchor() reading; a fresh one by default)."""
+        anchor_sample, anchor_time = anchor or self.clock_anchor()
         delay_s = unix_time_s - anchor_time - self.output_latency_s
         return anchor_sample + round(delay_s * self.sample_rate)
 

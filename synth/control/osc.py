@@ -137,9 +137,10 @@ class OscServer:
         except SynthError:
             self.counters.malformed += 1
             return False
+        anchor = self.host.clock_anchor()  # one clock reading for the whole packet: its timetags keep their spacing
         for unix_time, address, arguments in messages:
             self.counters.received += 1
-            time_samples = IMMEDIATE if unix_time is None else self.host.sample_for(unix_time)
+            time_samples = IMMEDIATE if unix_time is None else self.host.sample_for(unix_time, anchor)
             try:
                 self._dispatch(address, arguments, time_samples, sender)
             except SynthError as error:
