@@ -26,6 +26,7 @@ ceiling the output cannot pass).
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -103,6 +104,7 @@ class Engine:
         self._block_readers = [s for s in self.slots if s.plugin.reads_block_input]
         self._ceiling = 10.0 ** (self.ceiling_db / 20.0)
         self._scheduler = Scheduler()
+        self._immediate: deque[Event] = deque()  # IMMEDIATE events, in the order they came: no heap needed
         self.sample_time = 0
         self.tempo_bpm = DEFAULT_TEMPO_BPM
         self.applied_log = None
@@ -125,6 +127,7 @@ class Engine:
         write_output(self._bus, warm_out, 0, 1, self._ceiling)
         deinterleave(np.zeros((1, self._input.shape[0]), dtype=np.float32), 0, 1, self._input)
         self._scheduler.clear()
+        self._immediate.clear()
         self.sample_time = 0
         self.tempo_bpm = DEFAULT_TEMPO_BPM
         for slot in self.slots:
@@ -142,7 +145,10 @@ class Engine:
 
     def schedule(self, event: Event) -> None:
         """Queue an event, from the thread that calls process."""
-        self._scheduler.push(event)
+        if event.time_samples == IMMEDIATE:
+            self._immediate.append(event)
+        else:
+            self._scheduler.push(event)
 
     def slot(self, slot_id: str) -> Slot:
         """The chain slot called `slot_id`; SynthError naming the chain otherwise."""
@@ -182,10 +188,12 @@ class Engine:
                 for slot in self._block_readers:
                     slot.plugin.begin_input(live_input, cursor, chunk_end - cursor)
             now = block_start + cursor
+            if cursor == 0:  # immediate events first: they sort before any timed one
+                self._apply_immediate(now)
             next_time = self._scheduler.next_time()
             while next_time is not None and next_time <= now:
                 event = self._scheduler.pop()
-                if event.time_samples < block_start and event.time_samples != IMMEDIATE:
+                if event.time_samples < block_start:  # a timed event that came too late
                     self.counters.late_events += 1
                     lateness = block_start - event.time_samples
                     if lateness > self.counters.worst_lateness_samples:
@@ -204,8 +212,18 @@ class Engine:
         if self._block_fault:
             self.counters.nonfinite_blocks += 1
 
+    def _apply_immediate(self, now: int) -> None:
+        immediate = self._immediate
+        while immediate:
+            event = immediate.popleft()
+            self._apply(event)
+            if self.applied_log is not None:
+                self.applied_log.append((now, event))
+
     def _apply(self, event: Event) -> None:
-        match event:
+        match event:  # the commonest live events first
+            case ParamChange(slot_id=slot_id, name=name, value=value):
+                self._by_id[slot_id].plugin.set_param(name, value)
             case NoteOn(note=note, velocity=velocity, channel=channel):
                 for slot in self._instruments:
                     if slot.channel is None or channel is None or slot.channel == channel:
@@ -218,8 +236,6 @@ class Engine:
             case AllNotesOff():
                 for slot in self._instruments:
                     slot.plugin.all_notes_off()
-            case ParamChange(slot_id=slot_id, name=name, value=value):
-                self._by_id[slot_id].plugin.set_param(name, value)
             case TempoChange(bpm=bpm):
                 self.tempo_bpm = bpm
                 for slot in self.slots:

@@ -319,6 +319,11 @@ class Host:
         return self._counter("unrecorded_events")
 
     @property
+    def deferred_blocks(self) -> int:
+        """Blocks that left event records in the ring for later ones, their intake budget spent."""
+        return self._counter("deferred_blocks")
+
+    @property
     def active_voices(self) -> int:
         return self._counter("active_voices")
 

@@ -14,6 +14,8 @@ from numba import njit
 
 from synth.dsp.envelopes import ATTACK, IDLE, RELEASE
 
+ANY_NOTE = -1  # release_voices: every held note
+
 
 @njit(nogil=True, cache=True)
 def choose_voice(stage, note, started_order, released_order, new_note):
@@ -35,6 +37,28 @@ def choose_voice(stage, note, started_order, released_order, new_note):
         if started_order[v] < started_order[best]:
             best = v
     return best
+
+
+@njit(nogil=True, cache=True)
+def release_voices(stage, note, released_order, clock, released_note):
+    """Release every held voice playing `released_note` (every held voice where it is ANY_NOTE),
+    stamping each with the next value of `clock`; returns the clock after the last stamp."""
+    for v in range(stage.shape[0]):
+        if stage[v] != IDLE and stage[v] != RELEASE and (released_note == ANY_NOTE or note[v] == released_note):
+            clock += 1
+            released_order[v] = clock
+            stage[v] = RELEASE
+    return clock
+
+
+@njit(nogil=True, cache=True)
+def count_sounding(stage):
+    """How many voices are not IDLE."""
+    count = 0
+    for v in range(stage.shape[0]):
+        if stage[v] != IDLE:
+            count += 1
+    return count
 
 
 class VoicePool:
@@ -71,20 +95,19 @@ class VoicePool:
         return v, was_idle, stolen
 
     def release(self, note: int) -> None:
-        """Release every held voice playing `note`."""
-        for v in range(self.size):
-            if self.note[v] == note and self.stage[v] != IDLE and self.stage[v] != RELEASE:
-                self._release_voice(v)
+        """Release every held voice playing `note` (0..127)."""
+        self._clock = release_voices(self.stage, self.note, self._released_order, self._clock, note)
 
     def release_all(self) -> None:
-        for v in range(self.size):
-            if self.stage[v] != IDLE and self.stage[v] != RELEASE:
-                self._release_voice(v)
+        """Release every held voice."""
+        self._clock = release_voices(self.stage, self.note, self._released_order, self._clock, ANY_NOTE)
 
-    def _release_voice(self, v: int) -> None:
-        self._clock += 1
-        self._released_order[v] = self._clock
-        self.stage[v] = RELEASE
+    def warm_up(self) -> None:
+        """Run the release and counting kernels once, so that they are compiled before audio
+        starts (the plugin's prepare calls this, and resets the pool after)."""
+        self.release(0)
+        self.release_all()
+        count_sounding(self.stage)
 
     def silence(self) -> None:
         """End every voice at once (reset)."""
@@ -95,8 +118,4 @@ class VoicePool:
     @property
     def active_count(self) -> int:
         """Voices sounding (attack, sustain or release)."""
-        count = 0
-        for v in range(self.size):
-            if self.stage[v] != IDLE:
-                count += 1
-        return count
+        return count_sounding(self.stage)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import tracemalloc
 
 import numpy as np
@@ -9,6 +10,7 @@ import pytest
 
 from synth.dsp.partials import Partials
 from synth.errors import SynthError
+from synth.io.stall_probe import StallProbe
 
 from synth.engine import Engine, Slot
 from synth.params import float_param
@@ -148,6 +150,35 @@ def jack():
         raise
     yield device
     server.stop()
+
+
+QUIET_STALLS_PER_S = 2.0  # a machine whose CPUs stall more often than this cannot judge a realtime run
+REALTIME_TRIES = 3
+
+
+def realtime_trials(trial, tries: int = REALTIME_TRIES):
+    """Judge a realtime run: `trial()` plays a stream and returns (its underflow times, anything
+    the test checks next); it runs inside a StallProbe. A trial with no underflow that a machine
+    stall leaves unexplained passes, and its result is returned. One with such underflows fails the
+    test when the machine was quiet through it (at most QUIET_STALLS_PER_S stalls a second); on a
+    noisy machine, where sub-threshold stalls go unseen, it is inconclusive and is tried again.
+    When every try was noisy the test is skipped, naming the stall rates."""
+    rates = []
+    for _ in range(tries):
+        with StallProbe() as probe:
+            started_s = time.monotonic()
+            underflow_times, result = trial()
+            elapsed_s = time.monotonic() - started_s
+        unexplained = probe.unexplained(underflow_times)
+        if not unexplained:
+            return result
+        rate = len(probe.stalls) / elapsed_s
+        assert rate > QUIET_STALLS_PER_S, (
+            f"{len(unexplained)} of {len(underflow_times)} underflows no machine stall explains, on a quiet "
+            f"machine ({len(probe.stalls)} stalls in {elapsed_s:.1f} s)")
+        rates.append(rate)
+    pytest.skip(f"the machine stalled {', '.join(f'{r:.1f}' for r in rates)} times a second in {tries} tries, "
+                f"each with underflows no stall explains: too noisy to judge a realtime run")
 
 
 def harmonic_analysis(seconds=1.0, harmonics=12, f0_hz=220.0, decay_s=None, inharmonic_hz=None,

@@ -2,6 +2,7 @@
 the clock anchor; and the audio plane's callback body without a stream."""
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -49,6 +50,8 @@ def test_the_ring_passes_every_record_between_threads_in_order(shared):
         while sent < total:
             if ring.push((PARAM, sent, 0, 0, 0, 0, float(sent))):
                 sent += 1
+            else:
+                time.sleep(0)  # full: let the consumer have the interpreter lock
 
     producer = threading.Thread(target=produce)
     producer.start()
@@ -56,6 +59,8 @@ def test_the_ring_passes_every_record_between_threads_in_order(shared):
         records = ring.peek(5)
         ring.consume(len(records))
         seen += [r[1] for r in records]
+        if not records:
+            time.sleep(0)
     producer.join()
     assert seen == list(range(total))
 
@@ -145,6 +150,35 @@ def test_the_callback_body_applies_ring_events_and_allocates_nothing_when_idle()
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
         assert peak < 4096, f"the callback body allocated up to {peak} bytes"
+        plane = None
+    finally:
+        state.close()
+
+
+def test_a_burst_of_records_spreads_over_blocks_in_order():
+    """A callback takes records for a bounded share of its block: 12,000 immediate fader moves
+    (more than any machine decodes in that time) are applied over several blocks, in the order
+    sent, and the blocks that left some for later are counted."""
+    preset = load_preset("warm-pad")
+    state = SharedState.create(Layout())
+    try:
+        engine = preset.build_engine(48000, 256)
+        engine.prepare()
+        plane = AudioPlane(state, engine, recording=True)
+        control = EventCodec(preset.build_engine(48000, 256))
+        sent = [20.0 + i for i in range(12_000)]
+        for value in sent:
+            assert state.event_ring.push(control.encode(ParamChange(IMMEDIATE, "osc", "cutoff_hz", value)))
+        out = np.zeros((256, 2), np.float32)
+        blocks, applied = 0, []
+        while len(state.event_ring) and blocks < 1000:
+            plane.render(out, None)
+            blocks += 1
+            applied += [r[6] for r in state.applied_ring.peek(state.layout.applied_capacity)]
+            state.applied_ring.consume(len(state.applied_ring))
+        assert blocks > 1 and state.counter("deferred_blocks") == blocks - 1
+        assert applied == sent
+        assert state.param_values[control.flat_param("osc", "cutoff_hz")] == sent[-1]
         plane = None
     finally:
         state.close()

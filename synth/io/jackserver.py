@@ -12,15 +12,13 @@ import tempfile
 import time
 
 from synth.errors import SynthError
-from synth.io.stream import sounddevice_module
+from synth.io.stream import close_portaudio, sounddevice_module
 
 
 def refresh_portaudio() -> None:
-    """PortAudio lists devices when it starts; restart it so it sees a server started since.
-    sounddevice has no public call for this, so its own _terminate/_initialize are used."""
-    sd = sounddevice_module()
-    sd._terminate()
-    sd._initialize()
+    """PortAudio lists devices when it starts; restart it so it sees a server started since."""
+    close_portaudio()
+    sounddevice_module()
 
 
 def jack_device_index() -> int | None:
@@ -96,6 +94,7 @@ class JackDummyServer:
             time.sleep(0.3)
             refresh_portaudio()
             self.device = jack_device_index()
+            close_portaudio()  # the processes that open streams on it start PortAudio themselves
             if self.device is not None:
                 return self.device
         self.stop()
@@ -110,9 +109,8 @@ class JackDummyServer:
 
     def stop(self) -> None:
         """Close PortAudio's JACK client first (libjack aborts the whole process when its server
-        vanishes under an open client), stop the server, then reopen PortAudio."""
-        sd = sounddevice_module()
-        sd._terminate()
+        vanishes under an open client), then stop the server. PortAudio starts again when next used."""
+        close_portaudio()
         if self.process is not None and self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGTERM)
             try:
@@ -124,7 +122,6 @@ class JackDummyServer:
         if self._log is not None:
             self._log.close()
             self._log = None
-        sd._initialize()
 
     def __enter__(self) -> JackDummyServer:
         self.start()

@@ -44,12 +44,26 @@ def raise_thread_priority() -> str:
 
 
 def sounddevice_module():
-    """The sounddevice module, or SynthError when the PortAudio library is missing."""
+    """The sounddevice module with PortAudio running (started again where `close_portaudio`
+    stopped it), or SynthError when the PortAudio library is missing."""
     try:
         import sounddevice
     except OSError:
         raise SynthError("PortAudio is not installed; install the Debian package libportaudio2.") from None
+    if not sounddevice._initialized:  # sounddevice has no public call for this state
+        sounddevice._initialize()
     return sounddevice
+
+
+def close_portaudio() -> None:
+    """Stop PortAudio in this process until it is needed again. While a JACK server runs, PortAudio
+    keeps a client in every process that started it, and the server wakes each client every cycle:
+    one late wake-up of even an idle client is an xrun, reported to every stream. A process that
+    only looked for a device (a test, a control plane) should not keep one."""
+    import sounddevice
+
+    while sounddevice._initialized:
+        sounddevice._terminate()
 
 
 def list_devices() -> list[dict]:

@@ -28,8 +28,8 @@ from synth.io.stream import TIMING_SLOTS, UNDERFLOW_SLOTS
 from synth.plane.records import RECORD, Record
 
 COUNTERS = ("sample_time", "blocks", "callbacks", "underflows", "overflows", "late_events", "worst_late_samples",
-            "nonfinite_blocks", "clamped_samples", "stolen_voices", "dropped_events", "applied_events", "unrecorded_events",
-            "active_voices", "captured_frames", "generation", "failed_generation", "scheduling", "anchor_sequence",
+            "nonfinite_blocks", "clamped_samples", "stolen_voices", "dropped_events", "deferred_blocks",
+            "applied_events", "unrecorded_events", "active_voices", "captured_frames", "generation", "failed_generation", "scheduling", "anchor_sequence",
             "anchor_sample")
 GAUGES = ("anchor_unix_s", "tempo_bpm")
 COUNTER = {name: index for index, name in enumerate(COUNTERS)}  # name -> its index in `counters`

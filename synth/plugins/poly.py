@@ -47,6 +47,7 @@ class PolyInstrument(Instrument):
     def warm_up(self) -> None:
         self.note_on(60, 100)
         super().warm_up()
+        self.voices.warm_up()
 
     def note_on(self, note: int, velocity: int) -> bool:
         v, was_idle, stolen = self.voices.start(note, velocity_gain(velocity))
