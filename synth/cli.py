@@ -80,6 +80,12 @@ def _presets(args: argparse.Namespace) -> int:
 def _plugins(args: argparse.Namespace) -> int:
     from synth.plugins import available, discover
 
+    if args.lv2 is not None:
+        from synth.lv2.listing import describe_lines, summary_lines
+
+        for line in describe_lines(args.lv2) if args.lv2 else summary_lines():
+            print(line)
+        return 0
     for name, cls in sorted(available().items()):
         print(f"{name} ({cls.kind})")
         for spec in cls.param_specs:
@@ -413,7 +419,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("devices", help="list audio devices").set_defaults(run=_devices)
     commands.add_parser("presets", help="list the shipped presets").set_defaults(run=_presets)
-    commands.add_parser("plugins", help="list plugins and their parameters").set_defaults(run=_plugins)
+    plugins = commands.add_parser("plugins", help="list plugins and their parameters")
+    plugins.add_argument("--lv2", nargs="?", const="", metavar="URI",
+                         help="list the installed LV2 plugins instead, or show the one with this URI")
+    plugins.set_defaults(run=_plugins)
     return parser
 
 

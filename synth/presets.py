@@ -38,7 +38,7 @@ import tomli_w
 from synth.engine import Engine, Slot
 from synth.errors import SynthError
 from synth.io.atomic import atomic_path
-from synth.plugins import INSTRUMENT, plugin_class
+from synth.plugins import INSTRUMENT, Plugin, plugin_class
 
 FORMAT_VERSION = 1
 SHIPPED_PRESETS = Path(__file__).resolve().parent.parent / "presets"
@@ -58,6 +58,10 @@ class ChainEntry:
     channel: int | None = None
     files: dict[str, str] = field(default_factory=dict)  # file key -> path relative to the preset's folder
     settings: dict[str, str | float] = field(default_factory=dict)  # setting key -> value
+
+    def plugin_class(self) -> type[Plugin]:
+        """The class this slot instantiates (its settings may choose it, as an LV2 URI does)."""
+        return plugin_class(self.plugin).specialize(self.settings)
 
 
 @dataclass
@@ -83,7 +87,7 @@ class PresetSpec:
         SynthError naming the preset, the key and the file."""
         slots = []
         for index, entry in enumerate(self.chain):
-            cls = plugin_class(entry.plugin)
+            cls = entry.plugin_class()
             kwargs = {"voice_limit": self.voice_limit} if cls.kind == INSTRUMENT else {}
             for key, relative in entry.files.items():
                 kwargs[key] = self.folder / relative
@@ -174,7 +178,7 @@ def parse_preset(data: dict, source: str = "<memory>", default_name: str = "pres
         fail("voice_limit", f"expected an integer in 1..{MAX_VOICES}, got {voice_limit!r}")
     folder = Path(source).parent if source != "<memory>" else Path.cwd()
     chain = _parse_chain(data.get("chain"), fail, folder)
-    targets = {entry.id: entry.plugin for entry in chain}
+    targets = {entry.id: entry for entry in chain}
     osc_map = _parse_mapping(data.get("osc", {}), "osc", "map", targets, fail, _address_key)
     midi_cc = _parse_mapping(data.get("midi", {}), "midi", "cc", targets, fail, _cc_key)
     if errors:
@@ -217,6 +221,12 @@ def _parse_chain(chain: object, fail, folder: Path) -> list[ChainEntry]:
                 fail(f"{where}.channel", f"only instruments take a MIDI channel; {plugin!r} is an effect")
             elif isinstance(channel, bool) or not isinstance(channel, int) or not 1 <= channel <= 16:
                 fail(f"{where}.channel", f"expected an integer in 1..16, got {channel!r}")
+        settings = _parse_settings(table.get("settings", {}), cls, f"{where}.settings", fail)
+        try:
+            cls = cls.specialize(settings)
+        except SynthError as error:
+            fail(f"{where}.settings", str(error))
+            continue
         params = table.get("params", {})
         values: dict[str, float | str] = {}
         if not isinstance(params, dict):
@@ -229,7 +239,6 @@ def _parse_chain(chain: object, fail, folder: Path) -> list[ChainEntry]:
             except SynthError as error:
                 fail(f"{where}.params.{key}", str(error))
         files = _parse_files(table.get("files", {}), cls, folder, f"{where}.files", fail)
-        settings = _parse_settings(table.get("settings", {}), cls, f"{where}.settings", fail)
         entries.append(ChainEntry(plugin, slot_id, values, channel, files, settings))
     return entries
 
@@ -309,7 +318,7 @@ def _parse_mapping(section, section_name, table_name, targets, fail, parse_key) 
             fail(where, f"no chain slot {slot_id!r} (slots: {', '.join(targets)})")
             continue
         try:
-            plugin_class(targets[slot_id]).param_spec(param)
+            targets[slot_id].plugin_class().param_spec(param)
         except SynthError as error:
             fail(where, str(error))
             continue

@@ -105,3 +105,15 @@ def add_input(bus, planar_input, n, gain_db_start, gain_db_end):
                 bus[c, i] += planar_input[0, i] * gain
             elif c < planar_input.shape[0]:
                 bus[c, i] += planar_input[c, i] * gain
+
+
+@njit(nogil=True, cache=True)
+def mix_rows(source, weights, target, n, accumulate):
+    """target[j, :n] (+)= sum over i of weights[j, i] * source[i, :n]: routes channels between a bus
+    and a plugin's ports (copies, mono sums, duplicates). accumulate: add to target, else replace."""
+    for j in range(target.shape[0]):
+        for t in range(n):
+            total = 0.0
+            for i in range(source.shape[0]):
+                total += weights[j, i] * source[i, t]
+            target[j, t] = target[j, t] + total if accumulate else total

@@ -31,6 +31,7 @@ from synth.engine import Engine
 from synth.errors import SynthError
 from synth.events import Lyric, ParamChange, TempoChange, Utterance
 from synth.io.stream import AudioStream
+from synth.lv2 import worker as lv2_worker
 from synth.plane.payloads import PayloadViews
 from synth.plane.records import LYRIC, PRESET_LOAD, UTTERANCE, EventCodec
 from synth.plane.shared import COUNTER, GAUGE, SCHEDULING, Layout, SharedState
@@ -188,6 +189,7 @@ def run(connection, shared_name: str, layout: dict, preset, settings: dict, plug
     """The audio plane process (multiprocessing target, spawned). settings: sample_rate,
     block_size, channels, input_channels, device, latency, recording."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the control plane stops us
+    lv2_worker.threaded = True  # LV2 plugins' slow jobs run off the audio thread here
     shared = SharedState.attach(shared_name, Layout(**layout))
     try:
         plane = _prepare(connection, shared, preset, settings, plugin_modules)

@@ -12,6 +12,7 @@ from synth.plugins.decoder import NeuralDecoder
 from synth.plugins.base import EFFECT, INSTRUMENT, SOURCE, Instrument, Plugin
 from synth.plugins.delay import Delay
 from synth.plugins.gain_pan import GainPan
+from synth.plugins.lv2 import Lv2Plugin
 from synth.plugins.noise import NoiseSource
 from synth.plugins.oscillator import Oscillator
 from synth.plugins.transfer import LiveTransfer
@@ -19,7 +20,7 @@ from synth.plugins.voice import Voice
 
 ENTRY_POINT_GROUP = "synth.plugins"
 BUILTIN_PLUGINS: tuple[type[Plugin], ...] = (Oscillator, Additive, NeuralDecoder, LiveTransfer, Voice, NoiseSource,
-                                                  AudioInput, GainPan, Delay)
+                                                  AudioInput, GainPan, Delay, Lv2Plugin)
 
 _registry: dict[str, type[Plugin]] = {cls.name: cls for cls in BUILTIN_PLUGINS}
 _entry_point_errors: list[str] = []

@@ -51,6 +51,12 @@ class Plugin:
         raise SynthError(f"plugin {cls.name!r} has no parameter {name!r} (it has: {known})")
 
     @classmethod
+    def specialize(cls, settings: dict) -> type[Plugin]:
+        """The class that a slot with these construction settings instantiates: this one, except for
+        plugins whose parameters depend on a setting (an LV2 plugin's URI names its ports)."""
+        return cls
+
+    @classmethod
     def param_spec(cls, name: str) -> ParamSpec:
         """The spec of parameter `name`; SynthError naming the known ones if there is none."""
         return cls._spec(name)
