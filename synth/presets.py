@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import tomli_w
@@ -39,6 +39,7 @@ from synth.engine import Engine, Slot
 from synth.errors import SynthError
 from synth.io.atomic import atomic_path
 from synth.plugins import INSTRUMENT, Plugin, plugin_class
+from synth.plugins.lv2 import Lv2Plugin
 
 FORMAT_VERSION = 1
 SHIPPED_PRESETS = Path(__file__).resolve().parent.parent / "presets"
@@ -324,6 +325,17 @@ def _parse_mapping(section, section_name, table_name, targets, fail, parse_key) 
             continue
         result[parsed] = (slot_id, param)
     return result
+
+
+def with_plugin_states(spec: PresetSpec, engine: Engine) -> PresetSpec:
+    """`spec` with the current state of each LV2 slot of `engine` (prepared from it) in that slot's
+    settings.state, so that a saved preset brings the plugins back as they are."""
+    chain = []
+    for entry, slot in zip(spec.chain, engine.slots):
+        state = slot.plugin.state() if isinstance(slot.plugin, Lv2Plugin) else ""
+        settings = {**entry.settings, "state": state} if state else dict(entry.settings)
+        chain.append(ChainEntry(entry.plugin, entry.id, dict(entry.params), entry.channel, dict(entry.files), settings))
+    return replace(spec, chain=chain)
 
 
 def preset_to_dict(spec: PresetSpec) -> dict:

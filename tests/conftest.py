@@ -159,11 +159,13 @@ REALTIME_TRIES = 3
 def realtime_trials(trial, tries: int = REALTIME_TRIES):
     """Judge a realtime run: `trial()` plays a stream and returns (its underflow times, anything
     the test checks next); it runs inside a StallProbe. A trial with no underflow that a machine
-    stall leaves unexplained passes, and its result is returned. One with such underflows fails the
-    test when the machine was quiet through it (at most QUIET_STALLS_PER_S stalls a second); on a
-    noisy machine, where sub-threshold stalls go unseen, it is inconclusive and is tried again.
-    When every try was noisy the test is skipped, naming the stall rates."""
-    rates = []
+    stall leaves unexplained passes, and its result is returned. One with such underflows counts
+    against the engine when the machine was quiet through it (at most QUIET_STALLS_PER_S stalls a
+    second); on a noisier machine, where stalls below the probe's threshold go unseen, it is
+    inconclusive. Trials go on until one passes, or two count against the engine (a fault of ours
+    repeats; a shared machine's rare hiccup does not), or `tries` are spent: the test then fails if
+    any trial counted against the engine, and is skipped, naming the stall rates, if none did."""
+    rates, against = [], []
     for _ in range(tries):
         with StallProbe() as probe:
             started_s = time.monotonic()
@@ -173,10 +175,13 @@ def realtime_trials(trial, tries: int = REALTIME_TRIES):
         if not unexplained:
             return result
         rate = len(probe.stalls) / elapsed_s
-        assert rate > QUIET_STALLS_PER_S, (
-            f"{len(unexplained)} of {len(underflow_times)} underflows no machine stall explains, on a quiet "
-            f"machine ({len(probe.stalls)} stalls in {elapsed_s:.1f} s)")
         rates.append(rate)
+        if rate <= QUIET_STALLS_PER_S:
+            against.append(f"{len(unexplained)} of {len(underflow_times)} underflows no machine stall explains, "
+                           f"on a quiet machine ({len(probe.stalls)} stalls in {elapsed_s:.1f} s)")
+            if len(against) == 2:
+                break
+    assert not against, "; ".join(against)
     pytest.skip(f"the machine stalled {', '.join(f'{r:.1f}' for r in rates)} times a second in {tries} tries, "
                 f"each with underflows no stall explains: too noisy to judge a realtime run")
 

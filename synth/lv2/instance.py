@@ -18,7 +18,7 @@ from functools import cache
 import numpy as np
 
 from synth.errors import SynthError
-from synth.lv2.catalog import PluginDescription, plugin_handle
+from synth.lv2.catalog import PluginDescription, plugin_handle, world
 from synth.lv2.worker import Worker
 from synth.lv2.lilv import (LV2_ATOM, LV2_BUF_SIZE, LV2_CORE, LV2_MIDI_EVENT, LV2_OPTIONS, LV2_PARAMETERS,
                             LV2_URID_MAP, LV2_URID_UNMAP, LV2_WORKER_SCHEDULE, MAP_FUNCTION, UNMAP_FUNCTION, Feature,
@@ -29,6 +29,7 @@ BOUNDED_BLOCK_LENGTH = LV2_BUF_SIZE + "boundedBlockLength"
 SUPPORTED_FEATURES = frozenset({LV2_URID_MAP, LV2_URID_UNMAP, LV2_OPTIONS, BOUNDED_BLOCK_LENGTH, LV2_WORKER_SCHEDULE,
                                 LV2_CORE + "hardRTCapable", LV2_CORE + "inPlaceBroken", LV2_CORE + "isLive"})
 ATOM_CAPACITY_BYTES = 8192  # each atom port's sequence buffer
+STATE_URI = "urn:synth-host:state"  # the subject lilv writes a saved state under
 MIDI_EVENT_BYTES = 24  # an atom event: frames (8 bytes), atom header (8), 3 MIDI bytes padded to 8
 
 
@@ -37,17 +38,20 @@ class UridTable:
 
     def __init__(self):
         self.ids: dict[str, int] = {}
-        self.uris: list[bytes] = []
+        self.uris: list[ctypes.Array] = []  # C strings that live as long as the process (unmap hands them out)
         self._map = MAP_FUNCTION(lambda _handle, uri: self.map(uri.decode()))
-        self._unmap = UNMAP_FUNCTION(lambda _handle, urid: self.uris[urid - 1] if 0 < urid <= len(self.uris) else None)
+        self._unmap = UNMAP_FUNCTION(self._unmap_urid)
         self.map_struct = UridMap(None, self._map)
         self.unmap_struct = UridUnmap(None, self._unmap)
 
     def map(self, uri: str) -> int:
         if uri not in self.ids:
-            self.uris.append(uri.encode())
+            self.uris.append(ctypes.create_string_buffer(uri.encode()))
             self.ids[uri] = len(self.uris)
         return self.ids[uri]
+
+    def _unmap_urid(self, _handle, urid: int) -> int | None:
+        return ctypes.addressof(self.uris[urid - 1]) if 0 < urid <= len(self.uris) else None
 
 
 @cache
@@ -99,6 +103,43 @@ class Instance:
         self.midi_type = table.map(LV2_MIDI_EVENT)
         self.sequence_type = table.map(LV2_ATOM + "Sequence")
         self.chunk_type = table.map(LV2_ATOM + "Chunk")
+
+    def save_state(self) -> str:
+        """The plugin's state (lv2:state, what its ports do not hold) as lilv's Turtle text; '' for
+        a plugin without state. Not on the audio thread."""
+        lib, table = library(), urids()
+        map_pointer = ctypes.cast(ctypes.pointer(table.map_struct), ctypes.c_void_p)
+        state = lib.lilv_state_new_from_instance(plugin_handle(self.uri), self._pointer, map_pointer,
+                                                 None, None, None, None, None, None, 0, self._feature_list)
+        if not state:
+            return ""
+        unmap_pointer = ctypes.cast(ctypes.pointer(table.unmap_struct), ctypes.c_void_p)
+        text_pointer = lib.lilv_state_to_string(world().world, map_pointer, unmap_pointer, state,
+                                                STATE_URI.encode(), None)
+        lib.lilv_state_free(state)
+        text = ctypes.string_at(text_pointer).decode() if text_pointer else ""
+        lib.lilv_free(text_pointer)
+        return text
+
+    @staticmethod
+    def check_state(text: str, where: str) -> None:
+        """SynthError naming `where` unless lilv can read `text` as a saved state."""
+        lib, table = library(), urids()
+        state = lib.lilv_state_new_from_string(world().world, ctypes.cast(ctypes.pointer(table.map_struct),
+                                                                          ctypes.c_void_p), text.encode())
+        if not state:
+            raise SynthError(f"{where}: not an LV2 state lilv can read (it is the Turtle text a saved preset holds)")
+        lib.lilv_state_free(state)
+
+    def restore_state(self, text: str, where: str) -> None:
+        """Restore state saved by `save_state` (SynthError naming `where` when lilv cannot read it)."""
+        lib, table = library(), urids()
+        map_pointer = ctypes.cast(ctypes.pointer(table.map_struct), ctypes.c_void_p)
+        state = lib.lilv_state_new_from_string(world().world, map_pointer, text.encode())
+        if not state:
+            raise SynthError(f"{where}: not an LV2 state lilv can read (save one with the plugin's own state)")
+        lib.lilv_state_restore(state, self._pointer, None, None, 0, self._feature_list)
+        lib.lilv_state_free(state)
 
     def connect(self, port: int, buffer: np.ndarray) -> None:
         """Connect port `port` to `buffer` (kept alive by the caller while connected)."""

@@ -35,7 +35,7 @@ class Feature(ctypes.Structure):
 
 
 MAP_FUNCTION = ctypes.CFUNCTYPE(ctypes.c_uint32, _v, _p)
-UNMAP_FUNCTION = ctypes.CFUNCTYPE(_p, _v, ctypes.c_uint32)
+UNMAP_FUNCTION = ctypes.CFUNCTYPE(_v, _v, ctypes.c_uint32)  # returns a char* the host keeps
 
 
 class UridMap(ctypes.Structure):
@@ -135,6 +135,14 @@ _PROTOTYPES = {
     "lilv_scale_points_free": (None, [_v]),
     "lilv_scale_point_get_label": (_v, [_v]),
     "lilv_scale_point_get_value": (_v, [_v]),
+    "lilv_state_new_from_instance": (_v, [_v, ctypes.POINTER(InstanceStruct), _v, _p, _p, _p, _p, _v, _v,
+                                          ctypes.c_uint32, ctypes.POINTER(ctypes.POINTER(Feature))]),
+    "lilv_state_new_from_string": (_v, [_v, _v, _p]),
+    "lilv_state_to_string": (_v, [_v, _v, _v, _v, _p, _p]),
+    "lilv_state_restore": (None, [_v, ctypes.POINTER(InstanceStruct), _v, _v, ctypes.c_uint32,
+                                  ctypes.POINTER(ctypes.POINTER(Feature))]),
+    "lilv_state_free": (None, [_v]),
+    "lilv_free": (None, [_v]),
 }
 
 

@@ -41,7 +41,7 @@ class Lv2Plugin(Plugin):
     """Base of the per-URI classes `specialize` makes; `description` says what lilv read."""
 
     name = "lv2"
-    setting_keys = ("uri",)
+    setting_keys = ("uri", "state")  # state: the plugin's lv2:state as lilv's Turtle text (see `state()`)
     description: ClassVar[PluginDescription | None] = None
     ports: ClassVar[tuple[ControlPort, ...]] = ()  # the control port behind each of param_specs
 
@@ -52,11 +52,21 @@ class Lv2Plugin(Plugin):
             raise SynthError("an lv2 slot needs settings.uri, the plugin's URI (`synth plugins --lv2` lists them)")
         return plugin_class_for(uri)
 
-    def __init__(self, uri: str = "", **values: object):
+    def __init__(self, uri: str = "", state: str = "", **values: object):
         if self.description is None:
             raise SynthError("an lv2 slot needs settings.uri, the plugin's URI (`synth plugins --lv2` lists them)")
+        if not isinstance(state, str):
+            raise SynthError(f"settings.state: expected the text of a saved LV2 state, got {state!r}")
+        if state:
+            Instance.check_state(state, "settings.state")
         super().__init__(**values)
+        self._saved_state = state
         self._instances: list[Instance] = []
+
+    def state(self) -> str:
+        """The plugin's current lv2:state (text for settings.state; '' without one). After prepare,
+        not on the audio thread."""
+        return self._instances[0].save_state() if self._instances else self._saved_state
 
     # --- set-up -------------------------------------------------------------------------------
 
@@ -99,6 +109,8 @@ class Lv2Plugin(Plugin):
         self._write_controls(jump=True)
         for instance in self._instances:
             instance.activate()
+            if self._saved_state:
+                instance.restore_state(self._saved_state, "settings.state")
 
     def _route(self, ins: int, outs: int, channels: int) -> None:
         for k in range(ins):
@@ -118,6 +130,8 @@ class Lv2Plugin(Plugin):
         super().prepare(sample_rate, max_block, channels)
         for instance in self._instances:  # the warm-up run leaves no state behind
             instance.activate()
+            if self._saved_state:
+                instance.restore_state(self._saved_state, "settings.state")
 
     # --- the audio thread ---------------------------------------------------------------------
 
