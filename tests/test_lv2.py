@@ -319,3 +319,18 @@ def test_a_state_lilv_cannot_read_is_refused_naming_the_preset_and_key(tmp_path)
                     'settings = { uri = "urn:dragonfly:room", state = "not turtle {{" }\n')
     with pytest.raises(SynthError, match=r"bad.toml: chain\[0\]: settings.state: not an LV2 state lilv can read"):
         load_preset(path).build_engine(SR, 256)
+
+
+def test_the_latency_port_is_the_slot_s_latency_in_status(jack):
+    """swh's artificial latency reports `delay` ms on its latency port; the host reports it as the
+    chain's latency (in samples, and in /status and `synth play` as ms)."""
+    from synth.host import Host
+
+    preset = preset_with(lv2_slot("late", "http://plugin.org.uk/swh-plugins/artificialLatency", delay=10.0))
+    engine = preset.build_engine(SR, 256)
+    engine.prepare()
+    assert engine.latency_samples == SR // 100
+    assert "480 samples" in engine.slot("late").plugin.latency_detail()
+    with Host(preset, JACK_RATE, JACK_PERIOD, device=jack) as host:
+        time.sleep(0.2)
+        assert host.status().plugin_latency_ms == pytest.approx(10.0)

@@ -101,12 +101,14 @@ class Lv2Plugin(Plugin):
             self._atom_outputs += [AtomPort(instance, port) for port in d.atom_outputs]
             if copy == 0 and d.midi_input is not None:
                 self._midi = atoms[d.midi_input]
-            if d.cv_ports:
-                raise SynthError(f"LV2 plugin {d.uri} has CV ports, which this host does not connect")
         self._adds = ins == 0
         for atom in self._atom_inputs:
             atom.clear_input()
         self._write_controls(jump=True)
+        self._start()
+
+    def _start(self) -> None:
+        """(Re)activate every instance, clearing its DSP state, and restore the saved lv2:state."""
         for instance in self._instances:
             instance.activate()
             if self._saved_state:
@@ -128,10 +130,7 @@ class Lv2Plugin(Plugin):
 
     def prepare(self, sample_rate: float, max_block: int, channels: int) -> None:
         super().prepare(sample_rate, max_block, channels)
-        for instance in self._instances:  # the warm-up run leaves no state behind
-            instance.activate()
-            if self._saved_state:
-                instance.restore_state(self._saved_state, "settings.state")
+        self._start()  # the warm-up run leaves nothing behind
 
     # --- the audio thread ---------------------------------------------------------------------
 
@@ -227,6 +226,8 @@ def plugin_class_for(uri: str) -> type[Lv2Plugin]:
     description = describe(uri)
     if not description.audio_outputs:
         raise SynthError(f"LV2 plugin {uri} has no audio output, so it cannot sit in a chain")
+    if description.cv_ports:
+        raise SynthError(f"LV2 plugin {uri} has CV ports, which this host does not connect")
     if description.instrument and description.midi_input is None:
         raise SynthError(f"LV2 instrument {uri} has no MIDI input, so it cannot take notes")
     base = Lv2Instrument if description.instrument else Lv2Plugin
