@@ -6,7 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from synth.arguments import number, output_path
 from synth.errors import SynthError
+from synth.limits import MAX_BLOCK, MAX_SAMPLE_RATE, MIN_BLOCK, MIN_SAMPLE_RATE
 
 DEMO_PRESET = "warm-pad"
 DEMO_SCORE = Path(__file__).resolve().parent.parent / "presets" / "scores" / "demo.jsonl"
@@ -221,26 +223,22 @@ def _transfer(args: argparse.Namespace) -> int:
     return 0
 
 
-def _ranged(low: float, high: float, unit: str = ""):
-    """An argparse type: a float within low..high, else a sentence saying so."""
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"{value:g} is outside {low:g}..{high:g}{unit}")
-        return value
-    return parse
-
-
 def _training_options(parser: argparse.ArgumentParser) -> None:
     """The options every `synth train` command takes: --device, --threads, --seed, --resume, --quiet."""
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
-    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=number(0, 1024, "threads", integer=True), default=0, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--seed", type=number(0, 2**32 - 1, integer=True), default=0)
     parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+SAMPLE_RATE = number(MIN_SAMPLE_RATE, MAX_SAMPLE_RATE, "Hz", integer=True)
+BLOCK_SIZE = number(MIN_BLOCK, MAX_BLOCK, "frames", integer=True)
+MAX_TAIL_S = 600.0
+TAIL = number(0, MAX_TAIL_S, "s")
+STEPS = number(1, 10_000_000, "steps", integer=True)
+BATCH_SIZE = number(1, 4096, integer=True)
+LEARNING_RATE = number(1e-7, 1.0)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -250,11 +248,11 @@ def build_parser() -> argparse.ArgumentParser:
     render = commands.add_parser("render", help="render a score (MIDI or JSON Lines) to a WAV file")
     render.add_argument("preset", help="preset name (see `synth presets`) or path to a .toml file")
     render.add_argument("score", help="score: .mid (standard MIDI file) or .jsonl (timed messages)")
-    render.add_argument("-o", "--output", required=True, help="output WAV file")
-    render.add_argument("--sample-rate", type=int, default=48000, help="Hz (default 48000)")
+    render.add_argument("-o", "--output", required=True, type=output_path, help="output WAV file")
+    render.add_argument("--sample-rate", type=SAMPLE_RATE, default=48000, help="Hz (default 48000)")
     render.add_argument("--format", choices=("float32", "pcm16", "pcm24"), default="float32")
-    render.add_argument("--tail", type=float, default=2.0, help="seconds after the last event (default 2)")
-    render.add_argument("--block-size", type=int, default=256, help="frames per block (default 256)")
+    render.add_argument("--tail", type=TAIL, default=2.0, help="seconds after the last event (default 2)")
+    render.add_argument("--block-size", type=BLOCK_SIZE, default=256, help="frames per block (default 256)")
     render.add_argument("--channels", type=int, choices=(1, 2), default=2)
     render.add_argument("--quiet", action="store_true", help="no progress bar")
     render.set_defaults(run=_render)
@@ -271,26 +269,26 @@ def build_parser() -> argparse.ArgumentParser:
         play.add_argument("preset", help="preset name or .toml path")
         play.add_argument("score", nargs="?", help="optional score (.mid or .jsonl) to perform")
         play.add_argument("--device", help="audio device name (or part of it) or index; see `synth devices`")
-        play.add_argument("--sample-rate", type=int, default=48000, help="Hz (default 48000)")
-        play.add_argument("--block-size", type=int, default=256, help="frames per callback (default 256)")
-        play.add_argument("--latency", type=float, help="output latency in seconds (default: the device's low)")
+        play.add_argument("--sample-rate", type=SAMPLE_RATE, default=48000, help="Hz (default 48000)")
+        play.add_argument("--block-size", type=BLOCK_SIZE, default=256, help="frames per callback (default 256)")
+        play.add_argument("--latency", type=number(0.0005, 2, "s"), help="output latency in seconds (default: the device's low)")
         play.add_argument("--channels", type=int, choices=(1, 2), default=2)
-        play.add_argument("--duration", type=float, help="seconds to play (default: the score, or until Ctrl-C)")
-        play.add_argument("--tail", type=float, default=2.0, help="seconds after the score's last event")
-        play.add_argument("--capture", help="also write what was played to this WAV file")
-        play.add_argument("--input-channels", type=int, default=0,
+        play.add_argument("--duration", type=number(0.01, 86400, "s"), help="seconds to play (default: the score, or until Ctrl-C)")
+        play.add_argument("--tail", type=TAIL, default=2.0, help="seconds after the score's last event")
+        play.add_argument("--capture", type=output_path, help="also write what was played to this WAV file")
+        play.add_argument("--input-channels", type=number(0, 32, "channels", integer=True), default=0,
                           help="live input channels for the preset's audio_input plugin (default 0: none)")
         play.add_argument("--input", action="store_true",
                           help="live timbre transfer: the preset's decoder follows the pitch and loudness of live "
                                "input channel 1 (opens at least one input channel)")
-        play.add_argument("--record", help="write every applied event to this JSON Lines session file")
+        play.add_argument("--record", type=output_path, help="write every applied event to this JSON Lines session file")
         play.add_argument("--midi", metavar="PORT",
                           help="play from this MIDI input port (name or part of it); 'virtual' opens a port "
                                "called synth-host for other programs to connect to")
         play.add_argument("--midi-api", choices=("auto", "alsa", "jack", "coremidi", "winmm"), default="auto",
                           help="MIDI system for --midi (default auto: the platform's; on Linux ALSA, else JACK)")
         if name == "serve":
-            play.add_argument("--osc-port", type=int, default=9000, help="UDP port (default 9000; 0 picks one)")
+            play.add_argument("--osc-port", type=number(0, 65535, integer=True), default=9000, help="UDP port (default 9000; 0 picks one)")
             play.add_argument("--osc-host", default="127.0.0.1",
                               help="interface to listen on (default 127.0.0.1: this machine only)")
             play.add_argument("--allow", action="append", metavar="IP",
@@ -303,28 +301,28 @@ def build_parser() -> argparse.ArgumentParser:
 
     analyze = commands.add_parser("analyze", help="sinusoidal analysis of a WAV file, with an optional plot")
     analyze.add_argument("input", help="audio file (WAV, FLAC...; stereo is mixed to mono)")
-    analyze.add_argument("-o", "--output", required=True, help="analysis file to write (.partials.npz)")
-    analyze.add_argument("--plot", help="also draw the partial tracks over the spectrogram to this PNG")
+    analyze.add_argument("-o", "--output", required=True, type=output_path, help="analysis file to write (.partials.npz)")
+    analyze.add_argument("--plot", type=output_path, help="also draw the partial tracks over the spectrogram to this PNG")
     analyze.add_argument("--harmonic", action="store_true",
                          help="follow f0 (pyin) and give track k to harmonic k+1 (pitched sounds)")
-    analyze.add_argument("--hop", type=int, default=None, help="hop between frames in samples (default: the analyser's)")
-    analyze.add_argument("--max-tracks", type=int, default=None, help="most tracks kept (harmonics with --harmonic; default 100)")
+    analyze.add_argument("--hop", type=number(16, 8192, "samples", integer=True), default=None, help="hop between frames in samples (default: the analyser's)")
+    analyze.add_argument("--max-tracks", type=number(1, 1000, "tracks", integer=True), default=None, help="most tracks kept (harmonics with --harmonic; default 100)")
     analyze.add_argument("--quiet", action="store_true", help="no progress bar")
     analyze.set_defaults(run=_analyze)
 
     resynth = commands.add_parser("resynth", help="resynthesise an analysis to WAV, optionally transformed")
     resynth.add_argument("input", help="analysis file (.partials.npz from `synth analyze`)")
-    resynth.add_argument("-o", "--output", required=True, help="output WAV file")
+    resynth.add_argument("-o", "--output", required=True, type=output_path, help="output WAV file")
     resynth.add_argument("--sines-only", action="store_true", help="leave out the noise residual")
-    resynth.add_argument("--stretch", type=_ranged(0.25, 4, "x"), default=1.0, help="time-stretch 0.25..4, pitch kept")
-    resynth.add_argument("--transpose", type=_ranged(-24, 24, " semitones"), default=0.0, help="pitch shift, semitones")
+    resynth.add_argument("--stretch", type=number(0.25, 4, "x"), default=1.0, help="time-stretch 0.25..4, pitch kept")
+    resynth.add_argument("--transpose", type=number(-24, 24, "semitones"), default=0.0, help="pitch shift, semitones")
     resynth.add_argument("--keep-formants", action="store_true", help="keep the spectral envelope when transposing")
     resynth.add_argument("--morph-to", help="a second analysis to morph towards")
-    resynth.add_argument("--morph", type=_ranged(0, 1), help="0..1 of the way to --morph-to")
-    resynth.add_argument("--freeze", type=_ranged(0, 1), help="hold the frame at this share (0..1) of the duration")
+    resynth.add_argument("--morph", type=number(0, 1), help="0..1 of the way to --morph-to")
+    resynth.add_argument("--freeze", type=number(0, 1), help="hold the frame at this share (0..1) of the duration")
     resynth.add_argument("--harmonics-only", action="store_true", help="drop partials that are not harmonics")
-    resynth.add_argument("--odd-even", type=_ranged(-1, 1), default=0.0, help="-1 odd harmonics only .. 1 even only")
-    resynth.add_argument("--tilt", type=_ranged(-12, 12, " dB/octave"), default=0.0, help="brightness tilt, dB per octave")
+    resynth.add_argument("--odd-even", type=number(-1, 1), default=0.0, help="-1 odd harmonics only .. 1 even only")
+    resynth.add_argument("--tilt", type=number(-12, 12, "dB/octave"), default=0.0, help="brightness tilt, dB per octave")
     resynth.add_argument("--format", choices=("float32", "pcm16", "pcm24"), default="float32")
     resynth.set_defaults(run=_resynth)
 
@@ -336,80 +334,80 @@ def build_parser() -> argparse.ArgumentParser:
                          help="General MIDI soundfont the notes are rendered from (default fluidr3)")
     decoder.add_argument("--instruments", nargs="+", help="instrument names (default: the data tool's list of 20+)")
     decoder.add_argument("--wavs", help="build the data set from this folder of your own WAV files instead")
-    decoder.add_argument("-o", "--output", required=True, help="model path without extension (.json + .safetensors)")
-    decoder.add_argument("--steps", type=int, default=3000)
-    decoder.add_argument("--batch-size", type=int, default=8)
-    decoder.add_argument("--excerpt-frames", type=int, default=96, help="frames per training excerpt (256 samples each)")
-    decoder.add_argument("--learning-rate", type=float, default=2e-3)
-    decoder.add_argument("--latent-dims", type=int, default=8, help="size of each instrument's timbre vector")
-    decoder.add_argument("--hidden", type=int, default=192, help="GRU size")
+    decoder.add_argument("-o", "--output", required=True, type=output_path, help="model path without extension (.json + .safetensors)")
+    decoder.add_argument("--steps", type=STEPS, default=3000)
+    decoder.add_argument("--batch-size", type=BATCH_SIZE, default=8)
+    decoder.add_argument("--excerpt-frames", type=number(4, 100_000, "frames", integer=True), default=96, help="frames per training excerpt (256 samples each)")
+    decoder.add_argument("--learning-rate", type=LEARNING_RATE, default=2e-3)
+    decoder.add_argument("--latent-dims", type=number(1, 64, integer=True), default=8, help="size of each instrument's timbre vector")
+    decoder.add_argument("--hidden", type=number(8, 4096, integer=True), default=192, help="GRU size")
     _training_options(decoder)
     decoder.set_defaults(run=_train_decoder)
     vae = train.add_parser("vae", help="the timbre VAE, jointly with a trained decoder it then conditions")
     vae.add_argument("--data", required=True, help="a data set folder built by `synth train decoder`")
     vae.add_argument("--decoder", required=True, help="the trained decoder to start from (.json or stem)")
-    vae.add_argument("-o", "--output", required=True,
+    vae.add_argument("-o", "--output", required=True, type=output_path,
                      help="timbre model path without extension; its decoder is written beside it as <output>-decoder")
-    vae.add_argument("--steps", type=int, default=1200)
-    vae.add_argument("--batch-size", type=int, default=8)
-    vae.add_argument("--learning-rate", type=float, default=1e-3, help="the encoder's (the decoder's is a tenth)")
-    vae.add_argument("--beta", type=float, default=0.05, help="KL weight after the warm-up")
-    vae.add_argument("--warmup-steps", type=int, default=400, help="steps over which the KL weight rises from 0")
-    vae.add_argument("--free-bits", type=float, default=0.5, help="nats of KL per dimension that cost nothing")
+    vae.add_argument("--steps", type=STEPS, default=1200)
+    vae.add_argument("--batch-size", type=BATCH_SIZE, default=8)
+    vae.add_argument("--learning-rate", type=LEARNING_RATE, default=1e-3, help="the encoder's (the decoder's is a tenth)")
+    vae.add_argument("--beta", type=number(0, 100), default=0.05, help="KL weight after the warm-up")
+    vae.add_argument("--warmup-steps", type=number(0, 10_000_000, "steps", integer=True), default=400, help="steps over which the KL weight rises from 0")
+    vae.add_argument("--free-bits", type=number(0, 100, "nats"), default=0.5, help="nats of KL per dimension that cost nothing")
     _training_options(vae)
     vae.set_defaults(run=_train_vae)
 
     transfer = commands.add_parser("transfer", help="timbre transfer: a recording re-played by a decoder instrument")
     transfer.add_argument("input", help="a monophonic recording (WAV, FLAC...)")
     transfer.add_argument("preset", help="a preset with a decoder instrument, or a decoder model's .json")
-    transfer.add_argument("-o", "--output", required=True, help="output WAV file (aligned with the input)")
+    transfer.add_argument("-o", "--output", required=True, type=output_path, help="output WAV file (aligned with the input)")
     transfer.add_argument("--instrument", help="the model's timbre to use (default: the preset's)")
-    transfer.add_argument("--pitch-shift", type=_ranged(-24, 24, " semitones"), default=0.0, help="semitones")
-    transfer.add_argument("--loudness-offset", type=_ranged(-40, 40, " dB"), default=0.0, help="dB added to the input's loudness")
+    transfer.add_argument("--pitch-shift", type=number(-24, 24, "semitones"), default=0.0, help="semitones")
+    transfer.add_argument("--loudness-offset", type=number(-40, 40, "dB"), default=0.0, help="dB added to the input's loudness")
     transfer.add_argument("--format", choices=("float32", "pcm16", "pcm24"), default="float32")
     transfer.set_defaults(run=_transfer)
 
     tts = train.add_parser("text-to-mel", help="align a speech corpus (LJSpeech layout) and train text-to-mel on it")
     tts.add_argument("--corpus", required=True, help="folder with metadata.csv and wavs/ (see `synth speech-corpus`)")
-    tts.add_argument("-o", "--output", required=True, help="model path without extension (.json + .safetensors)")
-    tts.add_argument("--steps", type=int, default=1500)
-    tts.add_argument("--align-steps", type=int, default=600, help="steps of the aligner before the model trains")
-    tts.add_argument("--batch-size", type=int, default=8, help="utterances per step")
-    tts.add_argument("--learning-rate", type=float, default=1e-3)
+    tts.add_argument("-o", "--output", required=True, type=output_path, help="model path without extension (.json + .safetensors)")
+    tts.add_argument("--steps", type=STEPS, default=1500)
+    tts.add_argument("--align-steps", type=number(0, 10_000_000, "steps", integer=True), default=600, help="steps of the aligner before the model trains")
+    tts.add_argument("--batch-size", type=BATCH_SIZE, default=8, help="utterances per step")
+    tts.add_argument("--learning-rate", type=LEARNING_RATE, default=1e-3)
     tts.add_argument("--tokens", choices=("auto", "phonemes", "characters"), default="auto",
                      help="phonemes from espeak-ng, or characters (auto: phonemes where espeak-ng is installed)")
     _training_options(tts)
     tts.set_defaults(run=_train_text_to_mel)
 
     corpus = commands.add_parser("speech-corpus", help="build a speech corpus (LJSpeech layout) with espeak-ng")
-    corpus.add_argument("output", help="corpus folder (grown, not replaced, when it exists)")
-    corpus.add_argument("--minutes", type=float, default=60.0, help="minutes of speech (default 60)")
+    corpus.add_argument("output", type=output_path, help="corpus folder (grown, not replaced, when it exists)")
+    corpus.add_argument("--minutes", type=number(0.1, 6000, "minutes"), default=60.0, help="minutes of speech (default 60)")
     corpus.add_argument("--voice", default="en-us", help="espeak-ng voice (default en-us)")
-    corpus.add_argument("--seed", type=int, default=0, help="order of the sentences (and voices, pitches)")
+    corpus.add_argument("--seed", type=number(0, 2**32 - 1, integer=True), default=0, help="order of the sentences (and voices, pitches)")
     corpus.add_argument("--variants", nargs="+", default=(),
                         help="espeak-ng voice variants to draw from per utterance (e.g. m1 m3 f2 f4; default: one voice)")
-    corpus.add_argument("--pitch", type=int, nargs=2, metavar=("LOW", "HIGH"), default=(50, 50),
+    corpus.add_argument("--pitch", type=number(0, 99, integer=True), nargs=2, metavar=("LOW", "HIGH"), default=(50, 50),
                         help="espeak-ng pitch 0..99, drawn per utterance from LOW..HIGH (default 50 50)")
     corpus.set_defaults(run=_speech_corpus)
 
     say = commands.add_parser("say", help="speak text into a WAV file")
     say.add_argument("text")
-    say.add_argument("-o", "--output", required=True, help="output WAV file (48 kHz mono)")
+    say.add_argument("-o", "--output", required=True, type=output_path, help="output WAV file (48 kHz mono)")
     say.add_argument("--preset", help="a preset whose decoder slot names the speech decoder (default: the shipped one)")
-    say.add_argument("--rate", type=_ranged(0.25, 4.0), default=1.0, help="speaking speed (1 = as trained)")
-    say.add_argument("--pitch", type=_ranged(-24, 24, " semitones"), default=0.0, help="semitones up or down")
+    say.add_argument("--rate", type=number(0.25, 4.0), default=1.0, help="speaking speed (1 = as trained)")
+    say.add_argument("--pitch", type=number(-24, 24, "semitones"), default=0.0, help="semitones up or down")
     say.add_argument("--format", choices=("float32", "pcm16", "pcm24"), default="float32")
     say.set_defaults(run=_say)
     sing = commands.add_parser("sing", help="sing text on the notes of a MIDI file (one syllable a note)")
     sing.add_argument("text")
     sing.add_argument("melody", help="MIDI file with the melody")
-    sing.add_argument("-o", "--output", required=True, help="output WAV file (48 kHz mono)")
+    sing.add_argument("-o", "--output", required=True, type=output_path, help="output WAV file (48 kHz mono)")
     sing.add_argument("--preset", help="a preset whose decoder slot names the speech decoder (default: the shipped one)")
     sing.add_argument("--format", choices=("float32", "pcm16", "pcm24"), default="float32")
     sing.set_defaults(run=_sing)
 
     latent = commands.add_parser("latent", help="plot the timbre space: training notes and instruments, by family")
-    latent.add_argument("output", help="PNG file to write")
+    latent.add_argument("output", type=output_path, help="PNG file to write")
     latent.add_argument("--model", default=None, help="timbre model .json (default: the shipped presets/models/gm-vae)")
     latent.set_defaults(run=_latent)
     encode = commands.add_parser("encode", help="print the timbre latent z of a sound, and the nearest instruments")
@@ -427,10 +425,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if getattr(args, "tail", 0.0) < 0:
-        print("synth: error: --tail must be >= 0 seconds", file=sys.stderr)
-        return 2
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exit_:  # argparse has printed the sentence (or the help)
+        return exit_.code
     try:
         return args.run(args)
     except SynthError as error:

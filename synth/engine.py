@@ -33,6 +33,7 @@ import numpy as np
 
 from synth.dsp.mix import add_into, all_finite, clear, deinterleave, write_output
 from synth.errors import SynthError
+from synth.limits import MAX_BLOCK, MAX_SAMPLE_RATE, MIN_BLOCK, MIN_SAMPLE_RATE
 from synth.events import (IMMEDIATE, AllNotesOff, Event, Lyric, NoteOff, NoteOn, ParamChange, Scheduler, TempoChange,
                           Utterance)
 from synth.params import ParamSpec
@@ -40,8 +41,6 @@ from synth.plugins import INSTRUMENT, SOURCE, Instrument, Plugin
 
 DEFAULT_CEILING_DB = -0.3
 DEFAULT_TEMPO_BPM = 120.0
-MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 8000, 192000
-MIN_BLOCK, MAX_BLOCK = 1, 8192
 
 
 @dataclass

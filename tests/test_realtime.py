@@ -189,7 +189,7 @@ def _running(pid: int) -> bool:
 @pytest.mark.parametrize("args, sentence", [
     (["--device", "no-such-card"], "No output device matches 'no-such-card'; `synth devices` lists them."),
     (["--sample-rate", "44100"], "cannot play 2 channels at 44100 Hz"),
-    (["--block-size", "0"], "block size 0 must be an integer in 1..8192 frames"),
+    (["--block-size", "0"], "argument --block-size: expected an integer in 1..8192 frames, got '0'"),
     (["--capture", "x.wav"], "--capture needs a score or --duration"),
     (["--input-channels", "8"], "Device 'system' has 2 input channels, not 8."),
 ])

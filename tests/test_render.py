@@ -85,10 +85,12 @@ def test_cli_render_prints_a_summary(tmp_path, capsys):
     (["render", "no-such-preset", "s.jsonl", "-o", "o.wav"], "no preset called 'no-such-preset'"),
     (["render", "warm-pad", "missing.jsonl", "-o", "o.wav"], "missing.jsonl: no such score file"),
     (["render", "warm-pad", "s.jsonl", "-o", "o.mp3"], "o.mp3: output files end in .wav"),
-    (["render", "warm-pad", "s.jsonl", "-o", "nowhere/o.wav"], "nowhere: no such folder for the output file"),
-    (["render", "warm-pad", "s.jsonl", "-o", "o.wav", "--sample-rate", "1000"], "sample rate 1000 must be"),
-    (["render", "warm-pad", "s.jsonl", "-o", "o.wav", "--block-size", "0"], "block size 0 must be"),
-    (["render", "warm-pad", "s.jsonl", "-o", "o.wav", "--tail", "-1"], "--tail must be >= 0"),
+    (["render", "warm-pad", "s.jsonl", "-o", "nowhere/o.wav"], "the folder 'nowhere' does not exist (make it first)"),
+    (["render", "warm-pad", "s.jsonl", "-o", "o.wav", "--sample-rate", "1000"],
+     "argument --sample-rate: expected an integer in 8000..192000 Hz, got '1000'"),
+    (["render", "warm-pad", "s.jsonl", "-o", "o.wav", "--block-size", "0"],
+     "argument --block-size: expected an integer in 1..8192 frames, got '0'"),
+    (["render", "warm-pad", "s.jsonl", "-o", "o.wav", "--tail", "-1"], "argument --tail: expected a number in 0..600 s, got '-1'"),
 ])
 def test_cli_errors_are_one_clear_line(tmp_path, monkeypatch, capsys, args, message):
     monkeypatch.chdir(tmp_path)
