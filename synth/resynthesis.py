@@ -17,6 +17,7 @@ import numpy as np
 from synth.dsp.partials import Partials, frame_count, load_partials
 from synth.dsp.resynth import resynthesize, synthesize_noise
 from synth.engine import Engine, Slot
+from synth.errors import SynthError
 from synth.events import NoteOn
 from synth.io.audiofile import write_wav
 from synth.plugins.additive import Additive
@@ -105,6 +106,10 @@ def resynthesize_file(in_path: str | Path, out_path: str | Path, transform: Tran
     """Read an analysis file, resynthesise it, write a mono WAV atomically; returns (path, seconds)."""
     partials = load_partials(in_path)
     target = load_partials(morph_to) if morph_to is not None else None
+    for path, analysis in ((in_path, partials), (morph_to, target)):
+        if analysis is not None and not (analysis.amp > 0).any():
+            raise SynthError(f"{path}: the analysis holds no sounding partial (was the sound silent?); "
+                             f"there is nothing to resynthesize")
     audio = resynthesize_analysis(partials, transform, target, sines_only, seed)
     out = write_wav(out_path, audio[:, None], partials.sample_rate, fmt)
     return out, len(audio) / partials.sample_rate

@@ -25,6 +25,7 @@ from synth.presets import SHIPPED_PRESETS, load_preset_by_name
 JSONL_SUFFIXES = {".jsonl", ".json"}
 MIDI_SUFFIXES = {".mid", ".midi", ".smf"}
 _LINE_KEYS = {"time", "address", "args"}
+MAX_SCORE_S = 24 * 3600.0  # a score's last event at most a day in (later times are typos, or files of another kind)
 
 
 def load_score(path: str | Path, engine: Engine, osc_map=None, midi_cc=None) -> list[Event | PresetLoad]:
@@ -68,8 +69,9 @@ def read_jsonl_score(path: Path, engine: Engine, osc_map=None) -> list[Event | P
         if unknown:
             raise SynthError(f"{where}: unknown key {sorted(unknown)[0]!r} (allowed: address, args, time)")
         time_s = record.get("time")
-        if isinstance(time_s, bool) or not isinstance(time_s, (int, float)) or not math.isfinite(time_s) or time_s < 0:
-            raise SynthError(f"{where}: time: expected seconds >= 0, got {time_s!r}")
+        if (isinstance(time_s, bool) or not isinstance(time_s, (int, float)) or not math.isfinite(time_s)
+                or not 0 <= time_s <= MAX_SCORE_S):
+            raise SynthError(f"{where}: time: expected seconds in 0..{MAX_SCORE_S:g}, got {time_s!r}")
         address = record.get("address")
         if not isinstance(address, str) or not address.startswith("/"):
             raise SynthError(f"{where}: address: expected a string starting with '/', got {address!r}")
@@ -112,6 +114,8 @@ def read_midi_score(path: Path, engine: Engine, cc_map: dict[int, tuple[str, str
     time_s = 0.0
     for message in messages:
         time_s += message.time
+        if time_s > MAX_SCORE_S:
+            raise SynthError(f"{path}: a message at {time_s:g} s; a score may last at most {MAX_SCORE_S:g} s")
         time_samples = seconds_to_samples(time_s, engine.sample_rate)
         if not message.is_meta:
             events.extend(midi_to_events(message, time_samples, engine, cc_map))

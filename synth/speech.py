@@ -78,7 +78,10 @@ class Speaker:
         if not text.strip():
             raise SynthError("there is no text to say")
         tokens, _ = text_tokens(text, self.vocabulary.mode)
-        return join_stress(tokens)
+        tokens = join_stress(tokens)
+        if not tokens:
+            raise SynthError(f"nothing to say in {text!r}: it holds no word the text front end can read")
+        return tokens
 
     def token_ids(self, tokens: list[str]):
         """int64 [1, N] tensor of the model's ids for `tokens`, warning about tokens it never saw."""

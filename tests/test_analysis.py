@@ -13,6 +13,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from conftest import harmonic_analysis
 from synth.dsp.analysis import analyze, residual_band_db
 from synth.dsp.partials import Partials, frame_count, load_partials, save_partials
 from synth.dsp.resynth import noise_fft_size, resynthesize, synthesize_noise, synthesize_sines
@@ -327,3 +328,23 @@ def test_plot_writes_a_png(tmp_path):
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
     with pytest.raises(SynthError, match=r"plot\.jpg: plot files end in \.png"):
         plot_partials(partials, audio, tmp_path / "plot.jpg")
+
+
+@pytest.mark.parametrize("extra", [["--transpose", "3"], ["--morph-to", "{silent}", "--morph", "0.5"]])
+def test_resynthesizing_an_analysis_of_silence_is_one_sentence(extra, tmp_path, capsys):
+    """An analysis of a silent WAV has no track; `resynth` used to fail on numpy's argmax."""
+    import soundfile as sf
+
+    from synth.cli import main
+
+    sf.write(tmp_path / "silence.wav", np.zeros(48000, np.float32), 48000)
+    silent = tmp_path / "silence.partials.npz"
+    assert main(["analyze", str(tmp_path / "silence.wav"), "-o", str(silent), "--quiet"]) == 0
+    source = silent if "--transpose" in extra else tmp_path / "tone.partials.npz"
+    if source != silent:
+        save_partials(harmonic_analysis(), source)
+    args = ["resynth", str(source), "-o", str(tmp_path / "out.wav")] + [a.format(silent=silent) for a in extra]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert f"{silent}: the analysis holds no sounding partial" in err and "Traceback" not in err
+    assert not (tmp_path / "out.wav").exists()

@@ -44,6 +44,7 @@ def test_an_out_of_range_number_is_one_sentence_and_exit_code_2(argv, sentence, 
     ["render", "warm-pad", SCORE, "-o", "{missing}/x.wav"],
     ["train", "decoder", "--data", "d", "-o", "{missing}/model"],
     ["analyze", "in.wav", "-o", "{missing}/x.partials.npz"],
+    ["latent", "{missing}/x.png"],
 ])
 def test_an_output_in_a_missing_folder_is_refused_and_no_folder_is_made(argv, tmp_path, capsys):
     missing = tmp_path / "no" / "such"

@@ -61,8 +61,8 @@ def test_midi_notes_controllers_and_tempo(tmp_path, engine):
 @pytest.mark.parametrize("line, message", [
     ("{not json", r":1: not valid JSON"),
     ('[1, 2]', r":1: expected an object with time, address and args"),
-    ('{"time": -1, "address": "/note/on", "args": [60, 1]}', r":1: time: expected seconds >= 0, got -1"),
-    ('{"time": "soon", "address": "/note/on", "args": [60, 1]}', r":1: time: expected seconds >= 0, got 'soon'"),
+    ('{"time": -1, "address": "/note/on", "args": [60, 1]}', r":1: time: expected seconds in 0..86400, got -1"),
+    ('{"time": "soon", "address": "/note/on", "args": [60, 1]}', r":1: time: expected seconds in 0..86400, got 'soon'"),
     ('{"time": 0, "address": "note/on", "args": [60, 1]}', r":1: address: expected a string starting with '/'"),
     ('{"time": 0, "address": "/note/on", "args": 60}', r":1: args: expected a list, got 60"),
     ('{"time": 0, "address": "/note/on", "args": [60]}', r":1: /note/on: expected 2\.\.3 arguments, got 1"),
@@ -121,3 +121,16 @@ def test_bad_files(tmp_path, engine):
         load_score(other, engine)
     with pytest.raises(SynthError, match=r"score\.jsonl: the score holds no events"):
         load_score(jsonl(tmp_path, raw="\n\n"), engine)
+
+
+def test_an_event_a_day_or_more_into_the_score_is_refused(tmp_path, engine):
+    """A time of 1e12 s used to be read, and the render then wrote until the disk filled."""
+    path = jsonl(tmp_path, {"time": 1e12, "address": "/note/on", "args": [60, 100]})
+    with pytest.raises(SynthError, match=r"score.jsonl:1: time: expected seconds in 0..86400, got 1000000000000.0"):
+        load_score(path, engine)
+    midi = mido.MidiFile(ticks_per_beat=480)
+    track = mido.MidiTrack([mido.Message("note_on", note=60, velocity=100, time=480 * 2 * 90_000)])  # 90,000 s at 120 BPM
+    midi.tracks.append(track)
+    midi.save(tmp_path / "long.mid")
+    with pytest.raises(SynthError, match=r"long.mid: a message at 90000 s; a score may last at most 86400 s"):
+        load_score(tmp_path / "long.mid", engine)

@@ -297,7 +297,7 @@ def test_the_voice_allocates_nothing_while_it_speaks_and_sings(tiny):
     (["say", "Hello.", "-o", "x.wav", "--rate", "9"], "argument --rate"),
     (["sing", "la la", "garbage.mid", "-o", "x.wav"], "garbage.mid: not a readable standard MIDI file"),
     (["say", "Hello.", "-o", "x.wav", "--preset", "warm-pad"], "has no decoder plugin in its chain"),
-    (["speech-corpus", "corpus", "--minutes", "0.1", "--pitch", "0", "120"], "pitch=(0, 120) must be 0..99"),
+    (["speech-corpus", "corpus", "--minutes", "0.1", "--pitch", "0", "120"], "argument --pitch: expected an integer in 0..99, got '120'"),
     (["train", "text-to-mel", "--corpus", "nowhere", "-o", "m"], "nowhere/metadata.csv: missing"),
 ])
 def test_bad_speech_commands_give_one_clear_error(args, sentence, tmp_path):
@@ -306,3 +306,14 @@ def test_bad_speech_commands_give_one_clear_error(args, sentence, tmp_path):
                           cwd=tmp_path)
     assert done.returncode == 2 and sentence in done.stderr and "Traceback" not in done.stderr, done.stderr
     assert not (tmp_path / "x.wav").exists()
+
+
+@pytest.mark.parametrize("text", ["🎹🎶", "...", "!?"])
+def test_text_with_nothing_to_say_is_one_sentence(text, tmp_path, capsys):
+    """It used to reach the model and raise torch's padding error (and kill the OSC thread)."""
+    from synth.cli import main
+
+    assert main(["say", text, "-o", str(tmp_path / "x.wav")]) == 2
+    err = capsys.readouterr().err
+    assert f"nothing to say in {text!r}: it holds no word the text front end can read" in err
+    assert "Traceback" not in err and not list(tmp_path.iterdir())
