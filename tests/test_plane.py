@@ -122,63 +122,59 @@ def test_the_clock_anchor_is_never_read_half_written(shared):
         writer.join()
 
 
-def test_the_callback_body_applies_ring_events_and_allocates_nothing_when_idle():
+@pytest.fixture
+def warm_pad_plane():
+    """The audio plane's callback body on a prepared warm-pad chain (recording), without a stream,
+    and a control-side codec for the same chain: (shared state, engine, plane, codec)."""
     preset = load_preset("warm-pad")
     state = SharedState.create(Layout())
-    try:
-        engine = preset.build_engine(48000, 256)
-        engine.prepare()
-        plane = AudioPlane(state, engine, recording=True)
-        control = EventCodec(preset.build_engine(48000, 256))
-        assert state.event_ring.push(control.encode(NoteOn(IMMEDIATE, 60, 100)))
-        assert state.event_ring.push(control.encode(ParamChange(IMMEDIATE, "osc", "cutoff_hz", 440.0)))
-        assert state.event_ring.push((PARAM, IMMEDIATE, 1, 0, 0, 0, 0.0))  # for a chain not built yet: it waits
-        out = np.zeros((256, 2), np.float32)
+    engine = preset.build_engine(48000, 256)
+    engine.prepare()
+    plane = AudioPlane(state, engine, recording=True)
+    yield state, engine, plane, EventCodec(preset.build_engine(48000, 256))
+    del plane  # its views into the segment go before the segment does
+    state.close()
+
+
+def test_the_callback_body_applies_ring_events_and_allocates_nothing_when_idle(warm_pad_plane):
+    state, engine, plane, control = warm_pad_plane
+    assert state.event_ring.push(control.encode(NoteOn(IMMEDIATE, 60, 100)))
+    assert state.event_ring.push(control.encode(ParamChange(IMMEDIATE, "osc", "cutoff_hz", 440.0)))
+    assert state.event_ring.push((PARAM, IMMEDIATE, 1, 0, 0, 0, 0.0))  # for a chain not built yet: it waits
+    out = np.zeros((256, 2), np.float32)
+    plane.render(out, None)
+    assert len(state.event_ring) == 1 and state.counter("active_voices") == 1
+    assert state.param_values[control.flat_param("osc", "cutoff_hz")] == 440.0
+    assert state.counter("sample_time") == 256 and state.read_anchor()[0] == 0
+    assert [r[0] for r in state.applied_ring.peek(10)] == [1, PARAM]  # sent back for recording
+    state.event_ring.consume(1)
+    plane.render(out, None)
+    assert_process_allocates_nothing(engine, out, 50)  # the engine alone, as elsewhere
+    import tracemalloc
+
+    tracemalloc.start()
+    for _ in range(50):
         plane.render(out, None)
-        assert len(state.event_ring) == 1 and state.counter("active_voices") == 1
-        assert state.param_values[control.flat_param("osc", "cutoff_hz")] == 440.0
-        assert state.counter("sample_time") == 256 and state.read_anchor()[0] == 0
-        assert [r[0] for r in state.applied_ring.peek(10)] == [1, PARAM]  # sent back for recording
-        state.event_ring.consume(1)
-        plane.render(out, None)
-        assert_process_allocates_nothing(engine, out, 50)  # the engine alone, as elsewhere
-        import tracemalloc
-
-        tracemalloc.start()
-        for _ in range(50):
-            plane.render(out, None)
-        _, peak = tracemalloc.get_traced_memory()
-        tracemalloc.stop()
-        assert peak < 4096, f"the callback body allocated up to {peak} bytes"
-        plane = None
-    finally:
-        state.close()
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert peak < 4096, f"the callback body allocated up to {peak} bytes"
 
 
-def test_a_burst_of_records_spreads_over_blocks_in_order():
+def test_a_burst_of_records_spreads_over_blocks_in_order(warm_pad_plane):
     """A callback takes records for a bounded share of its block: 12,000 immediate fader moves
     (more than any machine decodes in that time) are applied over several blocks, in the order
     sent, and the blocks that left some for later are counted."""
-    preset = load_preset("warm-pad")
-    state = SharedState.create(Layout())
-    try:
-        engine = preset.build_engine(48000, 256)
-        engine.prepare()
-        plane = AudioPlane(state, engine, recording=True)
-        control = EventCodec(preset.build_engine(48000, 256))
-        sent = [20.0 + i for i in range(12_000)]
-        for value in sent:
-            assert state.event_ring.push(control.encode(ParamChange(IMMEDIATE, "osc", "cutoff_hz", value)))
-        out = np.zeros((256, 2), np.float32)
-        blocks, applied = 0, []
-        while len(state.event_ring) and blocks < 1000:
-            plane.render(out, None)
-            blocks += 1
-            applied += [r[6] for r in state.applied_ring.peek(state.layout.applied_capacity)]
-            state.applied_ring.consume(len(state.applied_ring))
-        assert blocks > 1 and state.counter("deferred_blocks") == blocks - 1
-        assert applied == sent
-        assert state.param_values[control.flat_param("osc", "cutoff_hz")] == sent[-1]
-        plane = None
-    finally:
-        state.close()
+    state, _, plane, control = warm_pad_plane
+    sent = [20.0 + i for i in range(12_000)]
+    for value in sent:
+        assert state.event_ring.push(control.encode(ParamChange(IMMEDIATE, "osc", "cutoff_hz", value)))
+    out = np.zeros((256, 2), np.float32)
+    blocks, applied = 0, []
+    while len(state.event_ring) and blocks < 1000:
+        plane.render(out, None)
+        blocks += 1
+        applied += [r[6] for r in state.applied_ring.peek(state.layout.applied_capacity)]
+        state.applied_ring.consume(len(state.applied_ring))
+    assert blocks > 1 and state.counter("deferred_blocks") == blocks - 1
+    assert applied == sent
+    assert state.param_values[control.flat_param("osc", "cutoff_hz")] == sent[-1]

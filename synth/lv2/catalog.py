@@ -67,13 +67,6 @@ class PluginDescription:
     port_count: int
     required_features: tuple[str, ...] = field(default_factory=tuple)
 
-    def control(self, symbol: str) -> ControlPort:
-        for port in self.controls:
-            if port.symbol == symbol:
-                return port
-        known = ", ".join(p.symbol for p in self.controls) or "none"
-        raise SynthError(f"LV2 plugin {self.uri} has no control port {symbol!r} (it has: {known})")
-
 
 class _World:
     """lilv's world with every bundle loaded, and the nodes this module asks about."""
