@@ -17,7 +17,8 @@ def number(low: float, high: float, unit: str = "", integer: bool = False):
     """An argparse type: a number (an integer when `integer`) in low..high, inclusive. NaN and the
     infinities are refused whatever the range."""
     kind = "an integer" if integer else "a number"
-    accepted = f"{kind} in {low:g}..{high:g}{' ' + unit if unit else ''}"
+    ends = f"{int(low)}..{int(high)}" if integer else f"{low:g}..{high:g}"
+    accepted = f"{kind} in {ends}{' ' + unit if unit else ''}"
 
     def parse(text: str) -> float | int:
         try:
@@ -34,7 +35,7 @@ def number(low: float, high: float, unit: str = "", integer: bool = False):
 
 def output_path(text: str) -> str:
     """An argparse type: a file to write, in a folder that exists (no folder is made for it)."""
-    folder = Path(text).expanduser().parent
-    if not folder.is_dir():
-        raise argparse.ArgumentTypeError(f"the folder {str(folder)!r} does not exist (make it first), for {text!r}")
-    return text
+    path = Path(text).expanduser()
+    if not path.parent.is_dir():
+        raise argparse.ArgumentTypeError(f"the folder {str(path.parent)!r} does not exist (make it first), for {text!r}")
+    return str(path)

@@ -334,3 +334,17 @@ def test_the_latency_port_is_the_slot_s_latency_in_status(jack):
     with Host(preset, JACK_RATE, JACK_PERIOD, device=jack) as host:
         time.sleep(0.2)
         assert host.status().plugin_latency_ms == pytest.approx(10.0)
+
+
+def test_a_state_saved_from_another_plugin_is_refused(tmp_path):
+    engine = preset_with(lv2_slot("room", "urn:dragonfly:room")).build_engine(SR, 256)
+    engine.prepare()
+    state = engine.slot("room").plugin.state()
+    with pytest.raises(SynthError, match="settings.state: the state was saved from urn:dragonfly:room, not urn:dragonfly:plate"):
+        preset_with({"plugin": "lv2", "id": "plate", "settings": {"uri": "urn:dragonfly:plate", "state": state}}).build_engine(SR, 256)
+
+
+def test_a_plugin_without_lv2_state_saves_none():
+    engine = preset_with(lv2_slot("verb", GVERB)).build_engine(SR, 256)
+    engine.prepare()
+    assert engine.slot("verb").plugin.state() == ""

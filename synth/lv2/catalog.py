@@ -39,6 +39,14 @@ class ControlPort:
     choices: tuple[tuple[float, str], ...] = ()  # (value, label) of an enumeration's scale points
     per_sample_rate: bool = False  # lv2:sampleRate: the range is in multiples of the sample rate (the value in Hz)
 
+    @property
+    def adjustable(self) -> bool:
+        """Whether the port can be a parameter: a range with room in it, or two choices or more
+        (the others stay at their default)."""
+        if self.choices:
+            return len(self.choices) >= 2
+        return self.toggled or self.minimum < self.maximum
+
     def describe(self) -> str:
         if self.toggled:
             return "off/on"
@@ -62,7 +70,7 @@ class PluginDescription:
     atom_inputs: tuple[int, ...]  # port indices; `midi_input` is the first that takes MIDI
     atom_outputs: tuple[int, ...]
     midi_input: int | None
-    cv_ports: tuple[int, ...]
+    unconnectable_ports: tuple[str, ...]  # symbols of required ports this host cannot feed (CV, ...)
     latency_port: int | None
     port_count: int
     required_features: tuple[str, ...] = field(default_factory=tuple)
@@ -79,7 +87,8 @@ class _World:
         self.plugins = lib.lilv_world_get_all_plugins(self.world)
         uri = lambda value: lib.lilv_new_uri(self.world, value.encode())  # noqa: E731 (nodes live as long as the world)
         self.input, self.output = uri(LV2_CORE + "InputPort"), uri(LV2_CORE + "OutputPort")
-        self.audio, self.control, self.cv = uri(LV2_CORE + "AudioPort"), uri(LV2_CORE + "ControlPort"), uri(LV2_CORE + "CVPort")
+        self.audio, self.control = uri(LV2_CORE + "AudioPort"), uri(LV2_CORE + "ControlPort")
+        self.connection_optional = uri(LV2_CORE + "connectionOptional")
         self.atom = uri(LV2_ATOM + "AtomPort")
         self.supports = uri(LV2_ATOM + "supports")
         self.midi_event = LV2_MIDI_EVENT
@@ -129,7 +138,8 @@ def describe(plugin_uri: str) -> PluginDescription:
     lib.lilv_node_free(name_node)
     plugin_class = lib.lilv_plugin_get_class(plugin)
     class_uri = text(lib.lilv_plugin_class_get_uri(plugin_class))
-    groups: dict[str, list[int]] = {k: [] for k in ("ain", "aout", "cout", "atin", "atout", "cv")}
+    groups: dict[str, list[int]] = {k: [] for k in ("ain", "aout", "cout", "atin", "atout")}
+    unconnectable = []  # symbols of ports of other kinds (CV, old event ports) the plugin needs connected
     controls, midi_input = [], None
     for index in range(lib.lilv_plugin_get_num_ports(plugin)):
         port = lib.lilv_plugin_get_port_by_index(plugin, index)
@@ -146,8 +156,8 @@ def describe(plugin_uri: str) -> PluginDescription:
             groups["atin" if is_input else "atout"].append(index)
             if is_input and midi_input is None and _supports_midi(plugin, port):
                 midi_input = index
-        elif is_a(w.cv):
-            groups["cv"].append(index)
+        elif not lib.lilv_port_has_property(plugin, port, w.connection_optional):
+            unconnectable.append(text(lib.lilv_port_get_symbol(plugin, port)))
     features = tuple(text(node) for node in iterate(lib.lilv_plugin_get_required_features(plugin), "nodes"))
     latency = lib.lilv_plugin_get_latency_port_index(plugin) if lib.lilv_plugin_has_latency(plugin) else None
     # an instrument by class, or by what it is: MIDI in, audio out only (mda's synths are lv2:Plugin)
@@ -155,7 +165,7 @@ def describe(plugin_uri: str) -> PluginDescription:
     return PluginDescription(plugin_uri, name, text(lib.lilv_plugin_class_get_label(plugin_class)),
                              instrument, tuple(groups["ain"]), tuple(groups["aout"]),
                              tuple(controls), tuple(groups["cout"]), tuple(groups["atin"]), tuple(groups["atout"]),
-                             midi_input, tuple(groups["cv"]), latency, lib.lilv_plugin_get_num_ports(plugin), features)
+                             midi_input, tuple(unconnectable), latency, lib.lilv_plugin_get_num_ports(plugin), features)
 
 
 def _supports_midi(plugin: int, port: int) -> bool:

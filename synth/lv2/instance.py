@@ -12,6 +12,7 @@ resets are the only calls made on it, and they allocate nothing.
 from __future__ import annotations
 
 import ctypes
+import threading
 import weakref
 from functools import cache
 
@@ -21,8 +22,9 @@ from synth.errors import SynthError
 from synth.lv2.catalog import PluginDescription, plugin_handle, world
 from synth.lv2.worker import Worker
 from synth.lv2.lilv import (LV2_ATOM, LV2_BUF_SIZE, LV2_CORE, LV2_MIDI_EVENT, LV2_OPTIONS, LV2_PARAMETERS,
-                            LV2_URID_MAP, LV2_URID_UNMAP, LV2_WORKER_SCHEDULE, MAP_FUNCTION, UNMAP_FUNCTION, Feature,
-                            Option, UridMap, UridUnmap, library)
+                            LV2_STATE_INTERFACE, LV2_URID_MAP, LV2_URID_UNMAP, LV2_WORKER_SCHEDULE, MAP_FUNCTION,
+                            UNMAP_FUNCTION, Feature, Option, UridMap, UridUnmap, library)
+from synth.lv2.lilv import text as text_of
 
 BOUNDED_BLOCK_LENGTH = LV2_BUF_SIZE + "boundedBlockLength"
 # features a plugin may require of this host (the last two promise nothing the host must do)
@@ -38,6 +40,7 @@ class UridTable:
 
     def __init__(self):
         self.ids: dict[str, int] = {}
+        self._lock = threading.Lock()  # plugins may map from a worker thread while another instantiates
         self.uris: list[ctypes.Array] = []  # C strings that live as long as the process (unmap hands them out)
         self._map = MAP_FUNCTION(lambda _handle, uri: self.map(uri.decode()))
         self._unmap = UNMAP_FUNCTION(self._unmap_urid)
@@ -45,10 +48,11 @@ class UridTable:
         self.unmap_struct = UridUnmap(None, self._unmap)
 
     def map(self, uri: str) -> int:
-        if uri not in self.ids:
-            self.uris.append(ctypes.create_string_buffer(uri.encode()))
-            self.ids[uri] = len(self.uris)
-        return self.ids[uri]
+        with self._lock:
+            if uri not in self.ids:
+                self.uris.append(ctypes.create_string_buffer(uri.encode()))
+                self.ids[uri] = len(self.uris)
+            return self.ids[uri]
 
     def _unmap_urid(self, _handle, urid: int) -> int | None:
         return ctypes.addressof(self.uris[urid - 1]) if 0 < urid <= len(self.uris) else None
@@ -95,6 +99,7 @@ class Instance:
         self._handle = pointer.contents.handle
         self._connect, self._run = descriptor.connect_port, descriptor.run
         self.worker.attach(self._handle, descriptor.extension_data)
+        self.has_state = bool(descriptor.extension_data and descriptor.extension_data(LV2_STATE_INTERFACE.encode()))
         self._activate = descriptor.activate if descriptor.activate else None
         self._deactivate = descriptor.deactivate if descriptor.deactivate else None
         self._state = {"active": False}  # shared with the finalizer, which must not hold self
@@ -107,6 +112,8 @@ class Instance:
     def save_state(self) -> str:
         """The plugin's state (lv2:state, what its ports do not hold) as lilv's Turtle text; '' for
         a plugin without state. Not on the audio thread."""
+        if not self.has_state:
+            return ""
         lib, table = library(), urids()
         map_pointer = ctypes.cast(ctypes.pointer(table.map_struct), ctypes.c_void_p)
         state = lib.lilv_state_new_from_instance(plugin_handle(self.uri), self._pointer, map_pointer,
@@ -122,14 +129,17 @@ class Instance:
         return text
 
     @staticmethod
-    def check_state(text: str, where: str) -> None:
-        """SynthError naming `where` unless lilv can read `text` as a saved state."""
+    def check_state(text: str, plugin_uri: str, where: str) -> None:
+        """SynthError naming `where` unless lilv can read `text` as a state saved from `plugin_uri`."""
         lib, table = library(), urids()
         state = lib.lilv_state_new_from_string(world().world, ctypes.cast(ctypes.pointer(table.map_struct),
                                                                           ctypes.c_void_p), text.encode())
         if not state:
             raise SynthError(f"{where}: not an LV2 state lilv can read (it is the Turtle text a saved preset holds)")
+        saved_from = text_of(lib.lilv_state_get_plugin_uri(state))
         lib.lilv_state_free(state)
+        if saved_from != plugin_uri:
+            raise SynthError(f"{where}: the state was saved from {saved_from or 'no plugin'}, not {plugin_uri}")
 
     def restore_state(self, text: str, where: str) -> None:
         """Restore state saved by `save_state` (SynthError naming `where` when lilv cannot read it)."""
@@ -146,7 +156,9 @@ class Instance:
         self._connect(self._handle, port, buffer.ctypes.data)
 
     def activate(self) -> None:
-        """Start (or restart, clearing its state) the instance; not on the audio thread."""
+        """Start (or restart, clearing its state) the instance; not on the audio thread. Work the
+        worker still has is finished first, and responses for the old run are dropped."""
+        self.worker.drain()
         if self._state["active"]:
             self.deactivate()
         if self._activate:

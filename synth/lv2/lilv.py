@@ -26,6 +26,7 @@ LV2_PORT_PROPS = "http://lv2plug.in/ns/ext/port-props#"
 LV2_PARAMETERS = "http://lv2plug.in/ns/ext/parameters#"
 LV2_WORKER_SCHEDULE = "http://lv2plug.in/ns/ext/worker#schedule"
 LV2_WORKER_INTERFACE = "http://lv2plug.in/ns/ext/worker#interface"
+LV2_STATE_INTERFACE = "http://lv2plug.in/ns/ext/state#interface"
 
 _v, _p = ctypes.c_void_p, ctypes.c_char_p
 
@@ -142,6 +143,7 @@ _PROTOTYPES = {
     "lilv_state_restore": (None, [_v, ctypes.POINTER(InstanceStruct), _v, _v, ctypes.c_uint32,
                                   ctypes.POINTER(ctypes.POINTER(Feature))]),
     "lilv_state_free": (None, [_v]),
+    "lilv_state_get_plugin_uri": (_v, [_v]),
     "lilv_free": (None, [_v]),
 }
 

@@ -34,6 +34,8 @@ def _refusal(d: PluginDescription) -> str:
         return f"  [not hostable: needs {', '.join(missing)}]"
     if not d.audio_outputs:
         return "  [not hostable: no audio output]"
+    if d.unconnectable_ports:
+        return f"  [not hostable: ports of other kinds: {', '.join(d.unconnectable_ports)}]"
     if d.instrument and d.midi_input is None:
         return "  [not hostable: an instrument without a MIDI input]"
     return ""

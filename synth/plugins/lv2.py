@@ -58,7 +58,7 @@ class Lv2Plugin(Plugin):
         if not isinstance(state, str):
             raise SynthError(f"settings.state: expected the text of a saved LV2 state, got {state!r}")
         if state:
-            Instance.check_state(state, "settings.state")
+            Instance.check_state(state, self.description.uri, "settings.state")
         super().__init__(**values)
         self._saved_state = state
         self._instances: list[Instance] = []
@@ -79,6 +79,8 @@ class Lv2Plugin(Plugin):
         self._audio_in = np.zeros((copies, max(ins, 1), self.max_block), dtype=np.float32)
         self._audio_out = np.zeros((copies, outs, self.max_block), dtype=np.float32)
         self._controls = np.zeros((copies, d.port_count), dtype=np.float32)  # indexed by port
+        for port in d.controls:  # those that are not parameters keep their default
+            self._controls[:, port.index] = port.default
         self._in_weights = np.zeros((copies, max(ins, 1), channels), dtype=np.float32)
         self._out_weights = np.zeros((copies, channels, outs), dtype=np.float32)
         for copy in range(copies):
@@ -86,7 +88,7 @@ class Lv2Plugin(Plugin):
                 self._in_weights[copy, 0, copy] = self._out_weights[copy, copy, 0] = 1.0
             else:
                 self._route(ins, outs, channels)
-        self._atom_inputs, self._atom_outputs = [], []
+        self._atom_inputs, self._atom_outputs, self._midis = [], [], []
         for copy, instance in enumerate(self._instances):
             for k, port in enumerate(d.audio_inputs):
                 instance.connect(port, self._audio_in[copy, k])
@@ -99,8 +101,12 @@ class Lv2Plugin(Plugin):
             atoms = {port: AtomPort(instance, port) for port in d.atom_inputs}
             self._atom_inputs += atoms.values()
             self._atom_outputs += [AtomPort(instance, port) for port in d.atom_outputs]
-            if copy == 0 and d.midi_input is not None:
-                self._midi = atoms[d.midi_input]
+            if d.midi_input is not None:
+                self._midis.append(atoms[d.midi_input])
+        # per instance: (bus -> its inputs weights, its inputs, its outputs -> bus weights, its outputs),
+        # views made here so that process makes none
+        self._routes = [(self._in_weights[c], self._audio_in[c], self._out_weights[c], self._audio_out[c])
+                        for c in range(copies)]
         self._adds = ins == 0
         for atom in self._atom_inputs:
             atom.clear_input()
@@ -152,13 +158,13 @@ class Lv2Plugin(Plugin):
         self._write_controls(n)
         for atom in self._atom_outputs:
             atom.offer_output()
-        for copy, instance in enumerate(self._instances):
-            mix_rows(bus, self._in_weights[copy], self._audio_in[copy], n, False)
+        for instance, (in_weights, audio_in, _, _) in zip(self._instances, self._routes):
+            mix_rows(bus, in_weights, audio_in, n, False)
             instance.run(n)
         for atom in self._atom_inputs:  # emptied after the run: notes for the next one go in from now
             atom.clear_input()
-        for copy in range(len(self._instances)):
-            mix_rows(self._audio_out[copy], self._out_weights[copy], bus, n, self._adds or copy > 0)
+        for copy, (_, _, out_weights, audio_out) in enumerate(self._routes):
+            mix_rows(audio_out, out_weights, bus, n, self._adds or copy > 0)
 
     @property
     def latency_samples(self) -> int:
@@ -195,12 +201,17 @@ class Lv2Instrument(Lv2Plugin, Instrument):
         self._send(0xB0, 123, 0)  # All Notes Off
 
     def _send(self, status: int, data1: int, data2: int) -> None:
-        if not self._midi.append_midi(status, data1, data2, self._instances[0].midi_type):
-            self.dropped_midi += 1
+        midi_type = self._instances[0].midi_type
+        for midi in self._midis:  # every instance (one per channel for a mono plugin)
+            if not midi.append_midi(status, data1, data2, midi_type):
+                self.dropped_midi += 1
 
     def reset(self) -> None:
+        """Parameters jump to their targets and every held key is released (by MIDI: the plugin's
+        own state is not cleared on the audio thread)."""
         super().reset()
-        self._held[:] = False
+        if self._instances:
+            self.all_notes_off()
 
     @property
     def active_voices(self) -> int:
@@ -226,13 +237,15 @@ def plugin_class_for(uri: str) -> type[Lv2Plugin]:
     description = describe(uri)
     if not description.audio_outputs:
         raise SynthError(f"LV2 plugin {uri} has no audio output, so it cannot sit in a chain")
-    if description.cv_ports:
-        raise SynthError(f"LV2 plugin {uri} has CV ports, which this host does not connect")
+    if description.unconnectable_ports:
+        raise SynthError(f"LV2 plugin {uri} has ports this host cannot connect (CV or other kinds): "
+                         f"{', '.join(description.unconnectable_ports)}")
     if description.instrument and description.midi_input is None:
         raise SynthError(f"LV2 instrument {uri} has no MIDI input, so it cannot take notes")
     base = Lv2Instrument if description.instrument else Lv2Plugin
     kind = INSTRUMENT if description.instrument else SOURCE if not description.audio_inputs else EFFECT
-    specs = tuple(_param_spec(port) for port in description.controls)
+    ports = tuple(port for port in description.controls if port.adjustable)
+    specs = tuple(_param_spec(port) for port in ports)
     return type("Lv2_" + re.sub(r"\W", "_", uri), (base,),
-                {"description": description, "ports": description.controls, "param_specs": specs, "kind": kind,
+                {"description": description, "ports": ports, "param_specs": specs, "kind": kind,
                  "__doc__": f"LV2 plugin {description.name} ({uri})."})
