@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 
@@ -232,6 +233,8 @@ def _training_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
+AUDIO_FORMATS = ("float32", "pcm16", "pcm24", "flac", "ogg")  # synth.io.audiofile.FORMATS, without importing it
+FORMAT_HELP = "float32, pcm16 or pcm24 WAV; flac (24-bit FLAC); ogg (Ogg Vorbis); the file name ends to match"
 SAMPLE_RATE = number(MIN_SAMPLE_RATE, MAX_SAMPLE_RATE, "Hz", integer=True)
 BLOCK_SIZE = number(MIN_BLOCK, MAX_BLOCK, "frames", integer=True)
 MAX_TAIL_S = 600.0
@@ -250,7 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("score", help="score: .mid (standard MIDI file) or .jsonl (timed messages)")
     render.add_argument("-o", "--output", required=True, type=output_path, help="output WAV file")
     render.add_argument("--sample-rate", type=SAMPLE_RATE, default=48000, help="Hz (default 48000)")
-    render.add_argument("--format", choices=("float32", "pcm16", "pcm24"), default="float32")
+    render.add_argument("--format", choices=AUDIO_FORMATS, default="float32", help=FORMAT_HELP)
     render.add_argument("--tail", type=TAIL, default=2.0, help="seconds after the last event (default 2)")
     render.add_argument("--block-size", type=BLOCK_SIZE, default=256, help="frames per block (default 256)")
     render.add_argument("--channels", type=int, choices=(1, 2), default=2)
@@ -323,7 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
     resynth.add_argument("--harmonics-only", action="store_true", help="drop partials that are not harmonics")
     resynth.add_argument("--odd-even", type=number(-1, 1), default=0.0, help="-1 odd harmonics only .. 1 even only")
     resynth.add_argument("--tilt", type=number(-12, 12, "dB/octave"), default=0.0, help="brightness tilt, dB per octave")
-    resynth.add_argument("--format", choices=("float32", "pcm16", "pcm24"), default="float32")
+    resynth.add_argument("--format", choices=AUDIO_FORMATS, default="float32", help=FORMAT_HELP)
     resynth.set_defaults(run=_resynth)
 
     train = commands.add_parser("train", help="train a model").add_subparsers(dest="model", required=True)
@@ -364,7 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
     transfer.add_argument("--instrument", help="the model's timbre to use (default: the preset's)")
     transfer.add_argument("--pitch-shift", type=number(-24, 24, "semitones"), default=0.0, help="semitones")
     transfer.add_argument("--loudness-offset", type=number(-40, 40, "dB"), default=0.0, help="dB added to the input's loudness")
-    transfer.add_argument("--format", choices=("float32", "pcm16", "pcm24"), default="float32")
+    transfer.add_argument("--format", choices=AUDIO_FORMATS, default="float32", help=FORMAT_HELP)
     transfer.set_defaults(run=_transfer)
 
     tts = train.add_parser("text-to-mel", help="align a speech corpus (LJSpeech layout) and train text-to-mel on it")
@@ -396,14 +399,14 @@ def build_parser() -> argparse.ArgumentParser:
     say.add_argument("--preset", help="a preset whose decoder slot names the speech decoder (default: the shipped one)")
     say.add_argument("--rate", type=number(0.25, 4.0), default=1.0, help="speaking speed (1 = as trained)")
     say.add_argument("--pitch", type=number(-24, 24, "semitones"), default=0.0, help="semitones up or down")
-    say.add_argument("--format", choices=("float32", "pcm16", "pcm24"), default="float32")
+    say.add_argument("--format", choices=AUDIO_FORMATS, default="float32", help=FORMAT_HELP)
     say.set_defaults(run=_say)
     sing = commands.add_parser("sing", help="sing text on the notes of a MIDI file (one syllable a note)")
     sing.add_argument("text")
     sing.add_argument("melody", help="MIDI file with the melody")
     sing.add_argument("-o", "--output", required=True, type=output_path, help="output WAV file (48 kHz mono)")
     sing.add_argument("--preset", help="a preset whose decoder slot names the speech decoder (default: the shipped one)")
-    sing.add_argument("--format", choices=("float32", "pcm16", "pcm24"), default="float32")
+    sing.add_argument("--format", choices=AUDIO_FORMATS, default="float32", help=FORMAT_HELP)
     sing.set_defaults(run=_sing)
 
     latent = commands.add_parser("latent", help="plot the timbre space: training notes and instruments, by family")
@@ -424,11 +427,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(BaseException):
+    """SIGTERM arrived (a BaseException, as KeyboardInterrupt is, so that nothing swallows it)."""
+
+
+def _terminated(_signal, _frame) -> None:
+    raise Terminated
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as exit_:  # argparse has printed the sentence (or the help)
         return exit_.code
+    # SIGTERM cleans up as Ctrl-C does: the exception unwinds through every atomic write, which
+    # removes its temporary file (play and serve set their own handler while they stream)
+    signal.signal(signal.SIGTERM, _terminated)
     try:
         return args.run(args)
     except SynthError as error:
@@ -437,6 +451,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("synth: interrupted; no partial output was left behind", file=sys.stderr)
         return 130
+    except Terminated:
+        print("synth: terminated; no partial output was left behind", file=sys.stderr)
+        return 143
 
 
 if __name__ == "__main__":

@@ -84,7 +84,9 @@ def test_cli_render_prints_a_summary(tmp_path, capsys):
 @pytest.mark.parametrize("args, message", [
     (["render", "no-such-preset", "s.jsonl", "-o", "o.wav"], "no preset called 'no-such-preset'"),
     (["render", "warm-pad", "missing.jsonl", "-o", "o.wav"], "missing.jsonl: no such score file"),
-    (["render", "warm-pad", "s.jsonl", "-o", "o.mp3"], "o.mp3: output files end in .wav"),
+    (["render", "warm-pad", "s.jsonl", "-o", "o.mp3"],
+     "o.mp3: the float32 format writes files ending in .wav (the formats write .flac, .ogg, .wav files)"),
+    (["render", "warm-pad", "s.jsonl", "-o", "o.wav", "--format", "flac"], "o.wav: the flac format writes files ending in .flac"),
     (["render", "warm-pad", "s.jsonl", "-o", "nowhere/o.wav"], "the folder 'nowhere' does not exist (make it first)"),
     (["render", "warm-pad", "s.jsonl", "-o", "o.wav", "--sample-rate", "1000"],
      "argument --sample-rate: expected an integer in 8000..192000 Hz, got '1000'"),
@@ -101,8 +103,10 @@ def test_cli_errors_are_one_clear_line(tmp_path, monkeypatch, capsys, args, mess
     assert not list(tmp_path.glob("*.wav")) and not list(tmp_path.glob(".*partial"))
 
 
-def test_interrupted_render_leaves_no_file(tmp_path):
-    """Ctrl-C (SIGINT) in the middle of a long render: exit 130, no WAV, no temporary file."""
+@pytest.mark.parametrize("sig, code, word", [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")])
+def test_interrupted_render_leaves_no_file(tmp_path, sig, code, word):
+    """Ctrl-C (SIGINT) or SIGTERM in the middle of a long render: exit 130 or 143, no WAV, no
+    temporary file."""
     notes = [(i * 0.25, 48 + i % 24, 100, 2.0) for i in range(2400)]  # 10 minutes, ~8 voices
     score = write_jsonl(tmp_path / "long.jsonl", notes)
     out = tmp_path / "long.wav"
@@ -114,8 +118,44 @@ def test_interrupted_render_leaves_no_file(tmp_path):
         time.sleep(0.05)
     time.sleep(0.5)
     assert list(tmp_path.glob(".long.wav.*.partial"))[0].stat().st_size > 0
-    process.send_signal(signal.SIGINT)
+    process.send_signal(sig)
     _, err = process.communicate(timeout=30)
-    assert process.returncode == 130, err
-    assert "interrupted; no partial output was left behind" in err and "Traceback" not in err
+    assert process.returncode == code, err
+    assert f"{word}; no partial output was left behind" in err and "Traceback" not in err
     assert sorted(os.listdir(tmp_path)) == ["long.jsonl"]
+
+
+@pytest.mark.parametrize("fmt, ending, tolerance", [("flac", ".flac", 2 ** -22), ("ogg", ".ogg", 0.01)])
+def test_render_writes_flac_and_ogg(fmt, ending, tolerance, tmp_path):
+    """FLAC holds the render to 24 bits and repeats byte for byte; Ogg Vorbis is lossy, but close,
+    and repeats sample for sample (libsndfile draws each file's Ogg stream serial number at random)."""
+    score = write_jsonl(tmp_path / "s.jsonl")
+    wav, out, again = tmp_path / "x.wav", tmp_path / f"x{ending}", tmp_path / f"y{ending}"
+    assert main(["render", "warm-pad", str(score), "-o", str(wav), "--quiet"]) == 0
+    assert main(["render", "warm-pad", str(score), "-o", str(out), "--format", fmt, "--quiet"]) == 0
+    assert main(["render", "warm-pad", str(score), "-o", str(again), "--format", fmt, "--quiet"]) == 0
+    reference, _ = soundfile.read(wav, dtype="float32")
+    coded, rate = soundfile.read(out, dtype="float32")
+    assert rate == 48000 and coded.shape == reference.shape
+    assert np.sqrt(np.mean((coded - reference) ** 2)) <= tolerance  # RMS of the coding error
+    if fmt == "flac":
+        assert out.read_bytes() == again.read_bytes()
+    assert np.array_equal(soundfile.read(again, dtype="float32")[0], coded)
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_written_files_follow_the_umask(umask, mode, tmp_path):
+    score = write_jsonl(tmp_path / "s.jsonl")
+    previous = os.umask(umask)
+    try:
+        assert main(["render", "warm-pad", str(score), "-o", str(tmp_path / "x.wav"), "--quiet"]) == 0
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "x.wav").stat().st_mode & 0o777 == mode
+
+
+def test_the_command_line_offers_every_audio_format():
+    from synth.cli import AUDIO_FORMATS
+    from synth.io.audiofile import FORMATS
+
+    assert AUDIO_FORMATS == tuple(FORMATS)

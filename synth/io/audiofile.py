@@ -1,4 +1,4 @@
-"""WAV files: atomic, repeatable writing (soundfile / libsndfile) and reading."""
+"""Audio files: atomic, repeatable writing (soundfile / libsndfile: WAV, FLAC, Ogg Vorbis) and reading."""
 
 from __future__ import annotations
 
@@ -12,30 +12,38 @@ import soundfile
 from synth.errors import SynthError
 from synth.io.atomic import atomic_path
 
-SUBTYPES = {"float32": "FLOAT", "pcm16": "PCM_16", "pcm24": "PCM_24"}
+# --format -> (libsndfile container, sample type, the file name's ending)
+FORMATS = {"float32": ("WAV", "FLOAT", ".wav"), "pcm16": ("WAV", "PCM_16", ".wav"), "pcm24": ("WAV", "PCM_24", ".wav"),
+           "flac": ("FLAC", "PCM_24", ".flac"), "ogg": ("OGG", "VORBIS", ".ogg")}
 _SFC_SET_ADD_PEAK_CHUNK = 0x1050  # libsndfile command id (sndfile.h)
 
 
 @contextlib.contextmanager
 def wav_writer(path: str | Path, sample_rate: int, channels: int, fmt: str = "float32") -> Iterator[soundfile.SoundFile]:
-    """An open WAV file whose `write(frames)` takes float32 [frames, channels].
+    """An open audio file whose `write(frames)` takes float32 [frames, channels]: WAV for the
+    formats float32, pcm16 and pcm24, FLAC (24-bit) for flac, Ogg Vorbis for ogg; the file name
+    must end as the format's does.
 
     The file appears at `path` whole when the block exits cleanly and not at all otherwise.
-    The PEAK chunk libsndfile adds to float files carries a timestamp, so it is turned off:
+    The PEAK chunk libsndfile adds to float WAV files carries a timestamp, so it is turned off:
     the same audio then always gives the same bytes.
     """
-    if fmt not in SUBTYPES:
-        raise SynthError(f"format {fmt!r} must be one of {', '.join(SUBTYPES)}")
+    if fmt not in FORMATS:
+        raise SynthError(f"format {fmt!r} must be one of {', '.join(FORMATS)}")
+    container, subtype, ending = FORMATS[fmt]
     path = Path(path)
-    if path.suffix.lower() != ".wav":
-        raise SynthError(f"{path}: output files end in .wav")
+    if path.suffix.lower() != ending:
+        endings = sorted({e for _, _, e in FORMATS.values()})
+        hint = "" if path.suffix.lower() in endings else f" (the formats write {', '.join(endings)} files)"
+        raise SynthError(f"{path}: the {fmt} format writes files ending in {ending}{hint}")
     if not path.parent.is_dir():
         raise SynthError(f"{path.parent}: no such folder for the output file")
     with atomic_path(path) as temp:
-        with soundfile.SoundFile(temp, "w", sample_rate, channels, SUBTYPES[fmt], format="WAV") as wav:
-            # soundfile has no public call for this libsndfile command; _snd/_file are its handles
-            soundfile._snd.sf_command(wav._file, _SFC_SET_ADD_PEAK_CHUNK, soundfile._ffi.NULL, 0)
-            yield wav
+        with soundfile.SoundFile(temp, "w", sample_rate, channels, subtype, format=container) as audio_file:
+            if container == "WAV":
+                # soundfile has no public call for this libsndfile command; _snd/_file are its handles
+                soundfile._snd.sf_command(audio_file._file, _SFC_SET_ADD_PEAK_CHUNK, soundfile._ffi.NULL, 0)
+            yield audio_file
 
 
 def write_wav(path: str | Path, audio: np.ndarray, sample_rate: int, fmt: str = "float32") -> Path:
