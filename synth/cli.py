@@ -22,7 +22,7 @@ def _render(args: argparse.Namespace) -> int:
     out = Path(args.output)
     summary = render_file(load_preset(args.preset), args.score, out, sample_rate=args.sample_rate,
                           fmt=args.format, tail_s=args.tail, block_size=args.block_size,
-                          channels=args.channels, progress=not args.quiet)
+                          channels=args.channels, progress=not args.quiet, normalize_lufs=args.normalize)
     print("\n".join(summary.lines()))
     return 0
 
@@ -257,6 +257,9 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--tail", type=TAIL, default=2.0, help="seconds after the last event (default 2)")
     render.add_argument("--block-size", type=BLOCK_SIZE, default=256, help="frames per block (default 256)")
     render.add_argument("--channels", type=int, choices=(1, 2), default=2)
+    render.add_argument("--normalize", type=number(-70, 0, "LUFS"), metavar="LUFS",
+                        help="scale the render to this integrated loudness (e.g. -14), its true peak kept "
+                             "under the -0.3 dBFS ceiling")
     render.add_argument("--quiet", action="store_true", help="no progress bar")
     render.set_defaults(run=_render)
 

@@ -7,6 +7,7 @@ score switches engines at a block boundary, as the audio plane does live.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -17,7 +18,9 @@ from tqdm import tqdm
 
 from synth.engine import Engine, EngineCounters, dbfs
 from synth.events import Event, PresetLoad
-from synth.io.audiofile import wav_writer
+from synth.errors import SynthError
+from synth.io.audiofile import read_wav, wav_writer, write_wav
+from synth.io.loudness import integrated_lufs, true_peak_dbtp
 from synth.presets import PresetSpec
 from synth.scores import load_score
 
@@ -37,6 +40,10 @@ class RenderSummary:
     wall_s: float
     counters: EngineCounters = field(default_factory=EngineCounters)
     max_voices: int = 0
+    loudness_lufs: float = -math.inf  # integrated (ITU-R BS.1770)
+    true_peak_dbtp: float = -math.inf
+    gain_db: float | None = None  # what --normalize applied
+    target_lufs: float | None = None
 
     @property
     def duration_s(self) -> float:
@@ -53,9 +60,17 @@ class RenderSummary:
             f"wrote {self.path}" if self.path else "rendered to memory",
             f"  duration {self.duration_s:.2f} s at {self.sample_rate} Hz, peak {dbfs(self.peak):.1f} dBFS, "
             f"{self.realtime_factor:.0f}x realtime",
+            f"  loudness {self.loudness_lufs:.1f} LUFS, true peak {self.true_peak_dbtp:.1f} dBTP"
+            + self._normalized(),
             f"  voices at most {self.max_voices}, stolen {c.stolen_voices}, non-finite blocks {c.nonfinite_blocks}, "
             f"clamped samples {c.clamped_samples}, late events {c.late_events}",
         ]
+
+    def _normalized(self) -> str:
+        if self.gain_db is None:
+            return ""
+        held = "" if abs(self.loudness_lufs - self.target_lufs) < 0.05 else ", held below the target by the ceiling"
+        return f" (normalised by {self.gain_db:+.1f} dB towards {self.target_lufs:.1f} LUFS{held})"
 
 
 def total_frames(events: list[Event], sample_rate: int, tail_s: float) -> int:
@@ -111,22 +126,63 @@ def render_array(engine: Engine, events: Iterable[Event], frames: int, block_siz
 
 def render_file(preset: PresetSpec, score_path: str | Path, out_path: str | Path, *, sample_rate: int = 48000,
                 fmt: str = "float32", tail_s: float = DEFAULT_TAIL_S, block_size: int = DEFAULT_BLOCK,
-                channels: int = 2, progress: bool = True) -> RenderSummary:
-    """Render `score_path` with `preset` into a WAV at `out_path` (written atomically)."""
+                channels: int = 2, progress: bool = True, normalize_lufs: float | None = None) -> RenderSummary:
+    """Render `score_path` with `preset` into an audio file at `out_path` (written atomically),
+    and measure its loudness. normalize_lufs: scale the whole render to this integrated loudness
+    (LUFS), as far as the master ceiling allows its true peak (the render is then held in memory
+    until it is measured)."""
+    if normalize_lufs is not None:
+        return _render_normalized(preset, score_path, out_path, normalize_lufs, sample_rate=sample_rate, fmt=fmt,
+                                  tail_s=tail_s, block_size=block_size, channels=channels, progress=progress)
+    engine, frames, blocks = _score_blocks(preset, score_path, sample_rate, block_size, channels, tail_s, progress)
+    peak, max_voices, playing = 0.0, 0, engine
+    started = time.perf_counter()
+    with wav_writer(out_path, sample_rate, channels, fmt) as wav:
+        for playing, block in blocks:
+            wav.write(block)
+            peak = max(peak, float(np.max(np.abs(block))))
+            max_voices = max(max_voices, playing.active_voices)
+    written, _ = read_wav(out_path)  # measured as written (a lossy format included)
+    return RenderSummary(Path(out_path), sample_rate, frames, peak, time.perf_counter() - started,
+                         playing.counters, max_voices, integrated_lufs(written, sample_rate), true_peak_dbtp(written))
+
+
+def _score_blocks(preset: PresetSpec, score_path, sample_rate: int, block_size: int, channels: int, tail_s: float,
+                  progress: bool) -> tuple[Engine, int, Iterator[tuple[Engine, np.ndarray]]]:
+    """(the prepared engine, the frames to render, the (playing engine, block) pairs with a
+    progress bar over them)."""
     engine = preset.build_engine(sample_rate, block_size, channels)
     events = load_score(score_path, engine, preset.osc_map, preset.midi_cc)
     frames = total_frames(events, sample_rate, tail_s)
     engine.prepare()
-    peak, max_voices, playing = 0.0, 0, engine
-    started = time.perf_counter()
-    with wav_writer(out_path, sample_rate, channels, fmt) as wav, tqdm(
-        total=frames, unit="frames", unit_scale=True, desc="render", delay=_PROGRESS_DELAY_S,
-        disable=not progress, leave=False,
-    ) as bar:
-        for playing, block in render_blocks(engine, events, frames, block_size):
-            wav.write(block)
-            peak = max(peak, float(np.max(np.abs(block))))
-            max_voices = max(max_voices, playing.active_voices)
-            bar.update(len(block))
-    return RenderSummary(Path(out_path), sample_rate, frames, peak, time.perf_counter() - started,
-                         playing.counters, max_voices)
+
+    def blocks():
+        with tqdm(total=frames, unit="frames", unit_scale=True, desc="render", delay=_PROGRESS_DELAY_S,
+                  disable=not progress, leave=False) as bar:
+            for playing, block in render_blocks(engine, events, frames, block_size):
+                yield playing, block
+                bar.update(len(block))
+
+    return engine, frames, blocks()
+
+
+def _render_normalized(preset: PresetSpec, score_path, out_path, target_lufs: float, *, sample_rate: int, fmt: str,
+                       tail_s: float, block_size: int, channels: int, progress: bool) -> RenderSummary:
+    engine, frames, blocks = _score_blocks(preset, score_path, sample_rate, block_size, channels, tail_s, progress)
+    audio, max_voices, playing = np.empty((frames, channels), dtype=np.float32), 0, engine
+    started, position = time.perf_counter(), 0
+    for playing, block in blocks:
+        audio[position:position + len(block)] = block
+        position += len(block)
+        max_voices = max(max_voices, playing.active_voices)
+    loudness = integrated_lufs(audio, sample_rate)
+    if not math.isfinite(loudness):
+        raise SynthError(f"{score_path}: the render is silent (or under 0.4 s), so it has no loudness to "
+                         f"normalise to {target_lufs:g} LUFS")
+    gain_db = min(target_lufs - loudness, engine.ceiling_db - true_peak_dbtp(audio))
+    audio *= np.float32(10.0 ** (gain_db / 20.0))
+    write_wav(out_path, audio, sample_rate, fmt)
+    written, _ = read_wav(out_path)
+    return RenderSummary(Path(out_path), sample_rate, frames, float(np.max(np.abs(audio))),
+                         time.perf_counter() - started, playing.counters, max_voices,
+                         integrated_lufs(written, sample_rate), true_peak_dbtp(written), gain_db, target_lufs)

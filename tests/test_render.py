@@ -159,3 +159,35 @@ def test_the_command_line_offers_every_audio_format():
     from synth.io.audiofile import FORMATS
 
     assert AUDIO_FORMATS == tuple(FORMATS)
+
+
+def test_loudness_and_true_peak_read_known_signals():
+    """A 997 Hz sine at amplitude 0.1 in both channels reads -20 LUFS (BS.1770's reference: a
+    full-scale one is 0 LUFS in stereo); a sine at a quarter of the rate sampled 45 degrees off its
+    crests peaks 3 dB above its samples, which only the oversampled true peak sees."""
+    from synth.io.loudness import integrated_lufs, true_peak_dbtp
+
+    t = np.arange(3 * 48000) / 48000
+    sine = 0.1 * np.sin(2 * np.pi * 997 * t)
+    assert integrated_lufs(np.stack([sine, sine], axis=1), 48000) == pytest.approx(-20.0, abs=0.1)
+    off_crest = np.sin(2 * np.pi * 12000 * t + np.pi / 4)[:, None]
+    assert 20 * np.log10(np.max(np.abs(off_crest))) == pytest.approx(-3.01, abs=0.01)
+    assert true_peak_dbtp(off_crest) == pytest.approx(0.0, abs=0.2)  # the 4x interpolator ripples a little
+    assert integrated_lufs(np.zeros((48000, 2)), 48000) == -np.inf and true_peak_dbtp(np.zeros((10, 2))) == -np.inf
+
+
+@pytest.mark.parametrize("target, held", [(-14.0, False), (-1.0, True)])
+def test_normalize_reaches_the_loudness_target_and_keeps_the_ceiling(target, held, tmp_path, capsys):
+    from synth.io.loudness import integrated_lufs, true_peak_dbtp
+
+    score = write_jsonl(tmp_path / "s.jsonl")
+    out = tmp_path / "x.wav"
+    assert main(["render", "warm-pad", str(score), "-o", str(out), "--normalize", str(target), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    audio, rate = soundfile.read(out, dtype="float32", always_2d=True)
+    assert true_peak_dbtp(audio) <= -0.3 + 0.01
+    if held:
+        assert integrated_lufs(audio, rate) < target and "held below the target by the ceiling" in printed
+    else:
+        assert integrated_lufs(audio, rate) == pytest.approx(target, abs=0.1)
+        assert f"loudness {target:.1f} LUFS" in printed and "normalised by" in printed
