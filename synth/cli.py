@@ -99,6 +99,16 @@ def _plugins(args: argparse.Namespace) -> int:
     return 0
 
 
+def _addresses(args: argparse.Namespace) -> int:
+    from synth.control.addresses import address_lines
+    from synth.presets import load_preset
+
+    preset = load_preset(args.preset)
+    for line in address_lines(preset.build_engine(), preset.osc_map):
+        print(line)
+    return 0
+
+
 def _analyze(args: argparse.Namespace) -> int:
     from synth.analysis_cli import analyze_file
 
@@ -423,6 +433,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("devices", help="list audio devices").set_defaults(run=_devices)
     commands.add_parser("presets", help="list the shipped presets").set_defaults(run=_presets)
+    addresses = commands.add_parser("addresses", help="the OSC addresses of a preset: parameters with range and unit, [osc.map]")
+    addresses.add_argument("preset", help="preset name or path to a .toml file")
+    addresses.set_defaults(run=_addresses)
     plugins = commands.add_parser("plugins", help="list plugins and their parameters")
     plugins.add_argument("--lv2", nargs="?", const="", metavar="URI",
                          help="list the installed LV2 plugins instead, or show the one with this URI")

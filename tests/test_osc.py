@@ -99,6 +99,7 @@ def test_status_params_and_notify_reply_to_the_sender(served):
     replies = client.replies(count)
     first = replies[0].params
     assert first[:6] == ["/param/osc/waveform", 0.0, 3.0, 2.0, "", "linear"]
+    assert first[7:] == ["sine", "triangle", "saw", "square"]  # a choice's names follow its index
     assert {r.params[0] for r in replies} >= {"/param/osc/cutoff_hz", "/param/delay/mix", "/param/out/pan"}
     client.send(message("/notify", 1))
     wait_for(lambda: server.subscribers)

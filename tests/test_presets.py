@@ -129,3 +129,16 @@ settings = { polarity = "negative" }
         load_preset(write(tmp_path, text.replace('"negative"', '"sideways"'))).build_engine()
     saved = save_preset(load_preset(write(tmp_path, text)), tmp_path / "again.toml")
     assert load_preset(saved).chain[0].settings == {"polarity": "negative"}
+
+
+def test_synth_addresses_prints_a_preset_s_address_table(capsys):
+    from synth.cli import main
+
+    assert main(["addresses", "pluck-hall"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert any(line.split()[0] == "/param/osc/waveform" and "one of 'sine', 'triangle', 'saw', 'square'; now 'square'"
+               in line for line in lines if line.strip())
+    assert any("/param/osc/cutoff_hz" in line and "20..20000 Hz, log scale; now 3000.0 (default 8000.0)" in line
+               for line in lines)
+    assert any("/param/hall/revtime" in line and "0.1..30" in line for line in lines)  # the LV2 reverb's ports
+    assert "  /1/fader2                      -> /param/hall/taillevel" in lines

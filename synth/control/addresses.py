@@ -187,3 +187,22 @@ def event_to_message(event: Event) -> tuple[str, list]:
         case Lyric(text=text):
             return "/sing", [text]
     raise TypeError(f"not an event: {event!r}")
+
+
+def address_lines(engine: Engine, osc_map: dict[str, tuple[str, str]]) -> list[str]:
+    """The address table of a chain, for people (`synth addresses`): every parameter's address with
+    its range and unit (a choice's names), the chain's value and the plugin's default, then the
+    preset's [osc.map]."""
+    lines = ["parameters (each also takes a 0..1 position at <address>/norm):"]
+    for slot in engine.slots:
+        for spec in slot.plugin.param_specs:
+            value = spec.display(slot.plugin.params[spec.name].target)
+            lines.append(f"  /param/{slot.id}/{spec.name:24} {spec.describe()}"
+                         f"{', log scale' if spec.scale == 'log' else ''}; now {value!r} "
+                         f"(default {spec.display(spec.default_value)!r})")
+    if osc_map:
+        lines.append("[osc.map] (a 0..1 position each):")
+        lines += [f"  {address:30} -> /param/{slot_id}/{name}" for address, (slot_id, name) in sorted(osc_map.items())]
+    lines.append("also: /note/on note velocity [channel], /note/off note [channel], /notes/off, /tempo/raw bpm, "
+                 "/latent, /latent/xy, /latent/morph, /say text, /sing text (see the README)")
+    return lines

@@ -225,12 +225,13 @@ class OscServer:
                 status.input_latency_ms, status.output_latency_ms]
 
     def _send_params(self, sender) -> None:
-        """One /params/reply per parameter: address, minimum, maximum, default, unit, scale, value."""
+        """One /params/reply per parameter: address, minimum, maximum, default, unit, scale, value,
+        and for a choice parameter its choice names after them (value is the chosen one's index)."""
         for slot in self.host.chain.slots:
             for spec in slot.plugin.param_specs:
                 value = self.host.param_value(slot.id, spec.name)
                 self._reply(sender, "/params/reply", [f"/param/{slot.id}/{spec.name}", spec.minimum, spec.maximum,
-                                                      spec.default_value, spec.unit, spec.scale, value])
+                                                      spec.default_value, spec.unit, spec.scale, value, *spec.choices])
 
     def _notify(self, arguments: list, sender) -> None:
         on = bool(arguments[0]) if arguments else True
