@@ -22,7 +22,8 @@ def _render(args: argparse.Namespace) -> int:
     out = Path(args.output)
     summary = render_file(load_preset(args.preset), args.score, out, sample_rate=args.sample_rate,
                           fmt=args.format, tail_s=args.tail, block_size=args.block_size,
-                          channels=args.channels, progress=not args.quiet, normalize_lufs=args.normalize)
+                          channels=args.channels, progress=not args.quiet, normalize_lufs=args.normalize,
+                          skip_unknown=args.skip_unknown)
     print("\n".join(summary.lines()))
     return 0
 
@@ -270,6 +271,8 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--normalize", type=number(-70, 0, "LUFS"), metavar="LUFS",
                         help="scale the render to this integrated loudness (e.g. -14), its true peak kept "
                              "under the -0.3 dBFS ceiling")
+    render.add_argument("--skip-unknown", action="store_true",
+                        help="leave out score lines at addresses this preset does not have (listed in the summary)")
     render.add_argument("--quiet", action="store_true", help="no progress bar")
     render.set_defaults(run=_render)
 

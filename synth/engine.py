@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from synth.dsp.mix import add_into, all_finite, clear, deinterleave, write_output
-from synth.errors import SynthError
+from synth.errors import SynthError, UnknownName
 from synth.limits import MAX_BLOCK, MAX_SAMPLE_RATE, MIN_BLOCK, MIN_SAMPLE_RATE
 from synth.events import (IMMEDIATE, AllNotesOff, Event, Lyric, NoteOff, NoteOn, ParamChange, Scheduler, TempoChange,
                           Utterance)
@@ -154,7 +154,7 @@ class Engine:
         try:
             return self._by_id[slot_id]
         except KeyError:
-            raise SynthError(f"no plugin {slot_id!r} in the chain (it has: {', '.join(self._by_id)})") from None
+            raise UnknownName(f"no plugin {slot_id!r} in the chain (it has: {', '.join(self._by_id)})") from None
 
     def param_spec(self, slot_id: str, name: str) -> ParamSpec:
         """Spec of parameter `name` of chain slot `slot_id` (SynthError if either is unknown)."""

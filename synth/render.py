@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +45,7 @@ class RenderSummary:
     true_peak_dbtp: float = -math.inf
     gain_db: float | None = None  # what --normalize applied
     target_lufs: float | None = None
+    skipped: dict[str, int] = field(default_factory=dict)  # --skip-unknown: lines left out, by address
 
     @property
     def duration_s(self) -> float:
@@ -64,7 +66,9 @@ class RenderSummary:
             + self._normalized(),
             f"  voices at most {self.max_voices}, stolen {c.stolen_voices}, non-finite blocks {c.nonfinite_blocks}, "
             f"clamped samples {c.clamped_samples}, late events {c.late_events}",
-        ]
+        ] + ([f"  skipped {sum(self.skipped.values())} lines at addresses this preset does not have: "
+              + ", ".join(f"{address} ({count})" for address, count in sorted(self.skipped.items()))]
+             if self.skipped else [])
 
     def _normalized(self) -> str:
         if self.gain_db is None:
@@ -126,15 +130,20 @@ def render_array(engine: Engine, events: Iterable[Event], frames: int, block_siz
 
 def render_file(preset: PresetSpec, score_path: str | Path, out_path: str | Path, *, sample_rate: int = 48000,
                 fmt: str = "float32", tail_s: float = DEFAULT_TAIL_S, block_size: int = DEFAULT_BLOCK,
-                channels: int = 2, progress: bool = True, normalize_lufs: float | None = None) -> RenderSummary:
+                channels: int = 2, progress: bool = True, normalize_lufs: float | None = None,
+                skip_unknown: bool = False) -> RenderSummary:
     """Render `score_path` with `preset` into an audio file at `out_path` (written atomically),
     and measure its loudness. normalize_lufs: scale the whole render to this integrated loudness
     (LUFS), as far as the master ceiling allows its true peak (the render is then held in memory
-    until it is measured)."""
+    until it is measured). skip_unknown: leave out score lines at addresses the preset does not
+    have, and list them in the summary."""
     if normalize_lufs is not None:
         return _render_normalized(preset, score_path, out_path, normalize_lufs, sample_rate=sample_rate, fmt=fmt,
-                                  tail_s=tail_s, block_size=block_size, channels=channels, progress=progress)
-    engine, frames, blocks = _score_blocks(preset, score_path, sample_rate, block_size, channels, tail_s, progress)
+                                  tail_s=tail_s, block_size=block_size, channels=channels, progress=progress,
+                                  skip_unknown=skip_unknown)
+    skipped = Counter() if skip_unknown else None
+    engine, frames, blocks = _score_blocks(preset, score_path, sample_rate, block_size, channels, tail_s, progress,
+                                           skipped)
     peak, max_voices, playing = 0.0, 0, engine
     started = time.perf_counter()
     with wav_writer(out_path, sample_rate, channels, fmt) as wav:
@@ -144,15 +153,16 @@ def render_file(preset: PresetSpec, score_path: str | Path, out_path: str | Path
             max_voices = max(max_voices, playing.active_voices)
     written, _ = read_wav(out_path)  # measured as written (a lossy format included)
     return RenderSummary(Path(out_path), sample_rate, frames, peak, time.perf_counter() - started,
-                         playing.counters, max_voices, integrated_lufs(written, sample_rate), true_peak_dbtp(written))
+                         playing.counters, max_voices, integrated_lufs(written, sample_rate), true_peak_dbtp(written),
+                         skipped=dict(skipped or {}))
 
 
 def _score_blocks(preset: PresetSpec, score_path, sample_rate: int, block_size: int, channels: int, tail_s: float,
-                  progress: bool) -> tuple[Engine, int, Iterator[tuple[Engine, np.ndarray]]]:
+                  progress: bool, skipped: Counter | None) -> tuple[Engine, int, Iterator[tuple[Engine, np.ndarray]]]:
     """(the prepared engine, the frames to render, the (playing engine, block) pairs with a
     progress bar over them)."""
     engine = preset.build_engine(sample_rate, block_size, channels)
-    events = load_score(score_path, engine, preset.osc_map, preset.midi_cc)
+    events = load_score(score_path, engine, preset.osc_map, preset.midi_cc, skipped)
     frames = total_frames(events, sample_rate, tail_s)
     engine.prepare()
 
@@ -167,8 +177,11 @@ def _score_blocks(preset: PresetSpec, score_path, sample_rate: int, block_size: 
 
 
 def _render_normalized(preset: PresetSpec, score_path, out_path, target_lufs: float, *, sample_rate: int, fmt: str,
-                       tail_s: float, block_size: int, channels: int, progress: bool) -> RenderSummary:
-    engine, frames, blocks = _score_blocks(preset, score_path, sample_rate, block_size, channels, tail_s, progress)
+                       tail_s: float, block_size: int, channels: int, progress: bool,
+                       skip_unknown: bool) -> RenderSummary:
+    skipped = Counter() if skip_unknown else None
+    engine, frames, blocks = _score_blocks(preset, score_path, sample_rate, block_size, channels, tail_s, progress,
+                                           skipped)
     audio, max_voices, playing = np.empty((frames, channels), dtype=np.float32), 0, engine
     started, position = time.perf_counter(), 0
     for playing, block in blocks:
@@ -185,4 +198,5 @@ def _render_normalized(preset: PresetSpec, score_path, out_path, target_lufs: fl
     written, _ = read_wav(out_path)
     return RenderSummary(Path(out_path), sample_rate, frames, float(np.max(np.abs(audio))),
                          time.perf_counter() - started, playing.counters, max_voices,
-                         integrated_lufs(written, sample_rate), true_peak_dbtp(written), gain_db, target_lufs)
+                         integrated_lufs(written, sample_rate), true_peak_dbtp(written), gain_db, target_lufs,
+                         dict(skipped or {}))

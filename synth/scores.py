@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections import Counter
 from pathlib import Path
 
 import mido
@@ -18,7 +19,7 @@ import mido
 from synth.control.addresses import MessageTranslator
 from synth.control.midi import midi_to_events
 from synth.engine import Engine
-from synth.errors import SynthError
+from synth.errors import SynthError, UnknownName
 from synth.events import Event, PresetLoad, TempoChange, seconds_to_samples
 from synth.presets import SHIPPED_PRESETS, load_preset_by_name
 
@@ -28,15 +29,17 @@ _LINE_KEYS = {"time", "address", "args"}
 MAX_SCORE_S = 24 * 3600.0  # a score's last event at most a day in (later times are typos, or files of another kind)
 
 
-def load_score(path: str | Path, engine: Engine, osc_map=None, midi_cc=None) -> list[Event | PresetLoad]:
+def load_score(path: str | Path, engine: Engine, osc_map=None, midi_cc=None,
+               skipped: Counter | None = None) -> list[Event | PresetLoad]:
     """Every event of a score file, timed on the engine's sample clock (sorted by time; a JSON
-    Lines score may hold preset loads)."""
+    Lines score may hold preset loads). skipped: when given, JSON Lines at addresses the chain does
+    not have are left out and counted there by address (else they are an error)."""
     path = Path(path)
     if not path.is_file():
         raise SynthError(f"{path}: no such score file")
     suffix = path.suffix.lower()
     if suffix in JSONL_SUFFIXES:
-        events = read_jsonl_score(path, engine, osc_map)
+        events = read_jsonl_score(path, engine, osc_map, skipped)
     elif suffix in MIDI_SUFFIXES:
         events = read_midi_score(path, engine, midi_cc or {})
     else:
@@ -46,7 +49,7 @@ def load_score(path: str | Path, engine: Engine, osc_map=None, midi_cc=None) -> 
     return sorted(events, key=lambda event: event.time_samples)
 
 
-def read_jsonl_score(path: Path, engine: Engine, osc_map=None) -> list[Event | PresetLoad]:
+def read_jsonl_score(path: Path, engine: Engine, osc_map=None, skipped: Counter | None = None) -> list[Event | PresetLoad]:
     """The events of a JSON Lines score, read in time order (lines at one time in file order),
     each for the chain playing then: `engine`'s, or that of the latest /preset/load."""
     sample_rate = engine.sample_rate
@@ -89,6 +92,10 @@ def read_jsonl_score(path: Path, engine: Engine, osc_map=None) -> list[Event | P
                 events.append(load)
                 continue
             events.extend(translator.translate(address, args, time_samples))
+        except UnknownName as error:
+            if skipped is None:
+                raise UnknownName(f"{where}: {error}") from None
+            skipped[address] += 1
         except SynthError as error:
             raise SynthError(f"{where}: {error}") from None
     return events

@@ -191,3 +191,20 @@ def test_normalize_reaches_the_loudness_target_and_keeps_the_ceiling(target, hel
     else:
         assert integrated_lufs(audio, rate) == pytest.approx(target, abs=0.1)
         assert f"loudness {target:.1f} LUFS" in printed and "normalised by" in printed
+
+
+def test_skip_unknown_leaves_out_and_lists_lines_at_addresses_the_preset_lacks(tmp_path, capsys):
+    score = tmp_path / "s.jsonl"
+    score.write_text("\n".join(json.dumps(line) for line in [
+        {"time": 0.0, "address": "/note/on", "args": [60, 100]},
+        {"time": 0.1, "address": "/param/nosuch/gain_db", "args": [-6]},
+        {"time": 0.2, "address": "/param/osc/nosuch", "args": [1]},
+        {"time": 0.3, "address": "/param/nosuch/gain_db", "args": [-3]},
+        {"time": 0.5, "address": "/note/off", "args": [60]}]) + "\n")
+    out = tmp_path / "x.wav"
+    assert main(["render", "warm-pad", str(score), "-o", str(out)]) == 2
+    assert "s.jsonl:2: /param/nosuch/gain_db: no plugin 'nosuch' in the chain" in capsys.readouterr().err
+    assert main(["render", "warm-pad", str(score), "-o", str(out), "--skip-unknown", "--quiet"]) == 0
+    assert ("skipped 3 lines at addresses this preset does not have: /param/nosuch/gain_db (2), /param/osc/nosuch (1)"
+            in capsys.readouterr().out)
+    assert out.exists()

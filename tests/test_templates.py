@@ -189,4 +189,4 @@ def test_reaper_fx_parameter_numbers_follow_the_params_listing(live):
     kept = [i for i, key in enumerate(listed) if key != ("delay", "time_ms")]
     # positions travel as OSC float32, so values match to float32 precision
     wait_for(lambda: [server.host.param_value(*listed[i]) for i in kept]
-             == pytest.approx([expected[i] for i in kept], rel=1e-6))
+             == pytest.approx([expected[i] for i in kept], rel=1e-6), timeout=10)  # a loaded machine is slow

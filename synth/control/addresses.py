@@ -24,7 +24,7 @@ import math
 from collections.abc import Sequence
 
 from synth.engine import Engine
-from synth.errors import SynthError
+from synth.errors import SynthError, UnknownName
 from synth.events import AllNotesOff, Event, Lyric, NoteOff, NoteOn, ParamChange, TempoChange, Utterance
 
 MIN_BPM, MAX_BPM = 20.0, 999.0
@@ -100,7 +100,7 @@ class MessageTranslator:
         parts = address.split("/")
         if len(parts) in (4, 5) and parts[1] == "param" and (len(parts) == 4 or parts[4] == "norm"):
             return [self._param(address, parts[2], parts[3], args, len(parts) == 5, time_samples)]
-        raise SynthError(f"{address}: unknown address (see the address table in the README)")
+        raise UnknownName(f"{address}: unknown address (see `synth addresses PRESET`)")
 
     def _latent(self, address: str, args: Sequence, time_samples: int) -> list[Event]:
         """ParamChanges of z1..zD for every decoder slot with a timbre model (their z parameters
@@ -155,7 +155,7 @@ class MessageTranslator:
         try:
             spec = self.engine.param_spec(slot_id, name)
         except SynthError as error:
-            raise SynthError(f"{address}: {error}") from None
+            raise type(error)(f"{address}: {error}") from None  # an unknown slot or name stays UnknownName
         value = args[0]
         if normalized:
             position = _number(value, address)

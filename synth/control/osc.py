@@ -26,7 +26,7 @@ from pythonosc.osc_message_builder import OscMessageBuilder
 
 from synth.control.addresses import MessageTranslator
 from synth.control.osc_wire import is_pattern, match_addresses, parse_packet
-from synth.errors import SynthError
+from synth.errors import SynthError, UnknownName
 from synth.events import IMMEDIATE, NoteOff, NoteOn, ParamChange
 from synth.host import Host
 from synth.presets import SHIPPED_PRESETS, load_preset_by_name
@@ -143,11 +143,10 @@ class OscServer:
             time_samples = IMMEDIATE if unix_time is None else self.host.sample_for(unix_time, anchor)
             try:
                 self._dispatch(address, arguments, time_samples, sender)
-            except SynthError as error:
-                if "unknown address" in str(error) or "no plugin" in str(error) or "has no parameter" in str(error):
-                    self.counters.unknown += 1
-                else:
-                    self.counters.invalid += 1
+            except UnknownName:
+                self.counters.unknown += 1
+            except SynthError:
+                self.counters.invalid += 1
             except Exception:  # whatever a handler (or a model it runs) raises: counted, and on to the next
                 self.counters.invalid += 1
         return True
@@ -170,7 +169,7 @@ class OscServer:
     def _dispatch(self, address: str, arguments: list, time_samples: int, sender) -> None:
         targets = match_addresses(address, self.addresses()) if is_pattern(address) else [address]
         if not targets:
-            raise SynthError(f"{address}: unknown address")
+            raise UnknownName(f"{address}: unknown address")
         for target in targets:
             self._apply(target, arguments, time_samples, sender)
         self.counters.applied += 1
@@ -203,7 +202,7 @@ class OscServer:
         parts = address.split("/")
         params = self._flat_params()
         if len(parts) != 4 or parts[3] != "value" or not parts[2].isdigit() or not 1 <= int(parts[2]) <= len(params):
-            raise SynthError(f"{address}: unknown address (the chain has {len(params)} parameters)")
+            raise UnknownName(f"{address}: unknown address (the chain has {len(params)} parameters)")
         slot_id, name = params[int(parts[2]) - 1]
         return f"/param/{slot_id}/{name}/norm"
 
@@ -268,7 +267,7 @@ def _vkb_event(address: str, arguments: list, time_samples: int):
     """REAPER's virtual keyboard: /vkb_midi/<channel 0..15>/note/<note> velocity (0 = off)."""
     parts = address.split("/")
     if len(parts) != 5 or parts[3] != "note" or not parts[2].isdigit() or not parts[4].isdigit():
-        raise SynthError(f"{address}: unknown address")
+        raise UnknownName(f"{address}: unknown address")
     channel, note = int(parts[2]), int(parts[4])
     if not (0 <= channel <= 15 and 0 <= note <= 127) or len(arguments) != 1 or isinstance(arguments[0], str):
         raise SynthError(f"{address}: expected channel 0..15, note 0..127 and one velocity")

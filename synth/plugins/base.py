@@ -12,7 +12,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from synth.errors import SynthError
+from synth.errors import SynthError, UnknownName
 from synth.params import ParamSpec, SmoothedParam
 
 INSTRUMENT = "instrument"  # plays notes; its output sums into the bus
@@ -48,7 +48,7 @@ class Plugin:
             if spec.name == name:
                 return spec
         known = ", ".join(s.name for s in cls.param_specs) or "none"
-        raise SynthError(f"plugin {cls.name!r} has no parameter {name!r} (it has: {known})")
+        raise UnknownName(f"plugin {cls.name!r} has no parameter {name!r} (it has: {known})")
 
     @classmethod
     def specialize(cls, settings: dict) -> type[Plugin]:
