@@ -33,8 +33,8 @@ from tqdm import tqdm
 
 from synth.dsp.features import f0_pyin, loudness_db
 from synth.errors import SynthError
-from synth.io.audiofile import read_wav
-from synth.io.soundfont import render_note
+from synth.io.audiofile import read_audio
+from synth.io.soundfont import render_note, soundfont_file
 
 VERSION = 1
 SAMPLE_RATE = 48000
@@ -161,7 +161,7 @@ def read_manifest(folder: str | Path) -> dict:
     """The manifest of a built data set folder, checked: version, sample rate, hop, notes."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise SynthError(f"{folder}: no such data set folder (build one with build_dataset or dataset_from_wavs)")
+        raise SynthError(f"{folder}: no such data set folder (`synth train decoder --data FOLDER` builds one from the soundfont, or from your audio with --wavs YOUR_FOLDER)")
     path = folder / MANIFEST
     if not path.is_file():
         raise SynthError(f"{path}: missing; {folder} is not a built data set")
@@ -260,8 +260,6 @@ def build_dataset(folder: str | Path, instruments=None, soundfont: str = "fluidr
         raise SynthError(f"test_fraction={test_fraction!r} must be in [0, 1)")
     source = {"kind": "soundfont", "format": VERSION, "soundfont": str(soundfont), "seconds": float(seconds),
               "release_s": float(release_s), "gain": float(gain)}
-    folder.mkdir(parents=True, exist_ok=True)
-    _check_folder_source(folder, source)
     jobs = []
     for name, instrument in picked.items():
         notes = instrument_pitches(instrument, pitches)
@@ -269,6 +267,9 @@ def build_dataset(folder: str | Path, instruments=None, soundfont: str = "fluidr
             raise SynthError(f"pitches={pitches!r}: none lies in {name}'s range "
                              f"{instrument.lowest_note}..{instrument.highest_note}")
         jobs += [(name, instrument, note, int(v)) for note in notes for v in velocities]
+    soundfont_file(soundfont)  # before the folder is made: a missing soundfont leaves nothing behind
+    folder.mkdir(parents=True, exist_ok=True)
+    _check_folder_source(folder, source)
     manifest = _base_manifest(source)
     for name, instrument, note, velocity in tqdm(jobs, desc="render notes", unit="note", disable=not progress):
         path = folder / f"{name}-{note:03d}-{velocity:03d}.npz"
@@ -304,14 +305,10 @@ def _audio_files(wav_folder: Path) -> list[Path]:
 
 
 def _load_mono_48k(path: Path) -> np.ndarray:
-    data, rate = read_wav(path)
-    if data.shape[0] == 0:
-        raise SynthError(f"{path}: the file holds no samples")
+    data, rate = read_audio(path)
     mono = data.mean(axis=1, dtype=np.float64)
     if rate != SAMPLE_RATE:
         mono = librosa.resample(mono, orig_sr=rate, target_sr=SAMPLE_RATE)
-    if not np.all(np.isfinite(mono)):
-        raise SynthError(f"{path}: the file holds NaN or infinite samples")
     return mono.astype(np.float32)
 
 

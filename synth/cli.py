@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+import warnings
 from pathlib import Path
 
 from synth.arguments import number, output_path
-from synth.errors import SynthError
+from synth.errors import SynthError, SynthWarning
 from synth.limits import MAX_BLOCK, MAX_SAMPLE_RATE, MIN_BLOCK, MIN_SAMPLE_RATE
 
 DEMO_PRESET = "warm-pad"
@@ -454,6 +455,14 @@ def _terminated(_signal, _frame) -> None:
     raise Terminated
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """The project's warnings as one line, `synth: warning: <sentence>`; others as Python shows them."""
+    if issubclass(category, SynthWarning):
+        print(f"synth: warning: {message}", file=file or sys.stderr)
+    else:
+        (file or sys.stderr).write(warnings.formatwarning(message, category, filename, lineno, line))
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
@@ -462,18 +471,19 @@ def main(argv: list[str] | None = None) -> int:
     # SIGTERM cleans up as Ctrl-C does: the exception unwinds through every atomic write, which
     # removes its temporary file (play and serve set their own handler while they stream)
     signal.signal(signal.SIGTERM, _terminated)
-    try:
-        return args.run(args)
-    except SynthError as error:
-        print(f"synth: error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("synth: interrupted; no partial output was left behind", file=sys.stderr)
-        return 130
-    except Terminated:
-        print("synth: terminated; no partial output was left behind", file=sys.stderr)
-        return 143
-
+    with warnings.catch_warnings():  # restores Python's way of showing warnings when the command ends
+        warnings.showwarning = _show_warning
+        try:
+            return args.run(args)
+        except SynthError as error:
+            print(f"synth: error: {error}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            print("synth: interrupted; no partial output was left behind", file=sys.stderr)
+            return 130
+        except Terminated:
+            print("synth: terminated; no partial output was left behind", file=sys.stderr)
+            return 143
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -64,13 +64,11 @@ def encode_file(in_wav, model=DEFAULT_TIMBRE_MODEL) -> list[str]:
     its /latent/xy position and the nearest instruments."""
     from models.data import SAMPLE_RATE
     from models.vae import encode_audio, load_vae
-    from synth.io.audiofile import read_wav
+    from synth.io.audiofile import read_audio
 
     encoder, meta = load_vae(model)
     space = TimbreSpace(meta, Path(model).with_suffix(".json"))
-    data, rate = read_wav(in_wav)
-    if data.shape[0] == 0:
-        raise SynthError(f"{in_wav}: the file holds no samples")
+    data, rate = read_audio(in_wav)
     mono = data.mean(axis=1, dtype=np.float64)
     if rate != SAMPLE_RATE:
         from synth.transfer import resample_audio

@@ -31,6 +31,13 @@ def _spectrogram_db(audio: np.ndarray, sample_rate: int, hop_samples: int):
     return times, freqs, np.maximum(level, _FLOOR_DB)
 
 
+def analysis_title(partials: Partials, name: str) -> str:
+    """The plot's title: the sound's name, rate, hop and sounding tracks (as `synth analyze` counts them)."""
+    rate, hop = partials.sample_rate, partials.hop_samples
+    return (f"{name}: {rate} Hz, hop {hop} samples ({1000 * hop / rate:.2f} ms), {partials.sounding_tracks} tracks"
+            + (" (harmonic)" if partials.harmonic else ""))
+
+
 def plot_partials(partials: Partials, audio: np.ndarray, path: str | Path, *, source_name: str | None = None,
                   max_freq_hz: float | None = None, range_db: float = 90.0) -> Path:
     """Write a PNG: the spectrogram of `audio` (float [n_samples], at partials.sample_rate) in dB,
@@ -90,9 +97,7 @@ def plot_partials(partials: Partials, audio: np.ndarray, path: str | Path, *, so
         ax.plot(frame_s, f0, color="tab:cyan", linestyle="--", linewidth=1.0, label="f0")
         ax.legend(loc="upper right")
     name = source_name or path.stem
-    mode = "harmonic" if partials.harmonic else "tracks"
-    ax.set_title(f"{name}: {rate} Hz, hop {partials.hop_samples} samples "
-                 f"({1000 * partials.hop_samples / rate:.2f} ms), {partials.tracks} {mode}")
+    ax.set_title(analysis_title(partials, name))
     ax.set_xlabel("time (s)")
     ax.set_ylabel("frequency (Hz)")
     ax.set_xlim(0.0, partials.duration_s)

@@ -20,7 +20,7 @@ from tqdm import tqdm
 from synth.engine import Engine, EngineCounters, dbfs
 from synth.events import Event, PresetLoad
 from synth.errors import SynthError
-from synth.io.audiofile import read_wav, wav_writer, write_wav
+from synth.io.audiofile import read_audio, wav_writer, write_wav
 from synth.io.loudness import integrated_lufs, true_peak_dbtp
 from synth.presets import PresetSpec
 from synth.scores import load_score
@@ -151,7 +151,7 @@ def render_file(preset: PresetSpec, score_path: str | Path, out_path: str | Path
             wav.write(block)
             peak = max(peak, float(np.max(np.abs(block))))
             max_voices = max(max_voices, playing.active_voices)
-    written, _ = read_wav(out_path)  # measured as written (a lossy format included)
+    written, _ = read_audio(out_path)  # measured as written (a lossy format included)
     return RenderSummary(Path(out_path), sample_rate, frames, peak, time.perf_counter() - started,
                          playing.counters, max_voices, integrated_lufs(written, sample_rate), true_peak_dbtp(written),
                          skipped=dict(skipped or {}))
@@ -195,7 +195,7 @@ def _render_normalized(preset: PresetSpec, score_path, out_path, target_lufs: fl
     gain_db = min(target_lufs - loudness, engine.ceiling_db - true_peak_dbtp(audio))
     audio *= np.float32(10.0 ** (gain_db / 20.0))
     write_wav(out_path, audio, sample_rate, fmt)
-    written, _ = read_wav(out_path)
+    written, _ = read_audio(out_path)
     return RenderSummary(Path(out_path), sample_rate, frames, float(np.max(np.abs(audio))),
                          time.perf_counter() - started, playing.counters, max_voices,
                          integrated_lufs(written, sample_rate), true_peak_dbtp(written), gain_db, target_lufs,

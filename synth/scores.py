@@ -111,12 +111,19 @@ def _preset_load(address: str, args: list, time_samples: int, running: Engine) -
     return PresetLoad(time_samples, args[0], engine), preset.osc_map
 
 
-def read_midi_score(path: Path, engine: Engine, cc_map: dict[int, tuple[str, str]]) -> list[Event]:
+def midi_messages(path: Path) -> list[mido.Message]:
+    """Every message of a standard MIDI file in playing order, each `time` the seconds since the
+    one before (tempo changes applied). SynthError naming the file when it is not one."""
     try:
-        midi = mido.MidiFile(path)
-        messages = list(midi)  # times in seconds, tempo changes applied
-    except Exception as error:  # mido raises OSError, EOFError, ValueError, KeyError... on bad files
-        raise SynthError(f"{path}: not a readable standard MIDI file ({type(error).__name__}: {error})") from None
+        return list(mido.MidiFile(path))
+    except EOFError:
+        raise SynthError(f"{path}: the MIDI file ends early (truncated, or a track is missing)") from None
+    except Exception as error:  # mido raises OSError, ValueError, KeyError... on bad files
+        raise SynthError(f"{path}: not a standard MIDI file ({str(error) or type(error).__name__})") from None
+
+
+def read_midi_score(path: Path, engine: Engine, cc_map: dict[int, tuple[str, str]]) -> list[Event]:
+    messages = midi_messages(path)
     events: list[Event] = []
     time_s = 0.0
     for message in messages:
@@ -135,11 +142,7 @@ def midi_notes(path: str | Path) -> list[tuple[float, float, int, int]]:
     """(start_s, end_s, note, velocity) of every note of a MIDI file, all channels, in start order
     (tempo changes applied; a note-on with velocity 0 ends a note; a note still held at the end
     ends with the file)."""
-    path = Path(path)
-    try:
-        messages = list(mido.MidiFile(path))
-    except Exception as error:  # mido raises OSError, EOFError, ValueError, KeyError... on bad files
-        raise SynthError(f"{path}: not a readable standard MIDI file ({type(error).__name__}: {error})") from None
+    messages = midi_messages(Path(path))
     held: dict[int, tuple[float, int]] = {}
     notes = []
     time_s = 0.0

@@ -27,7 +27,7 @@ import numpy as np
 
 from synth.dsp.decoder_runtime import load_runtime
 from synth.dsp.oscillators import midi_to_hz
-from synth.errors import SynthError
+from synth.errors import SynthError, SynthWarning
 
 DEFAULT_TTS = Path(__file__).resolve().parent.parent / "presets" / "models" / "speech-tts.json"
 DEFAULT_SPEECH_DECODER = Path(__file__).resolve().parent.parent / "presets" / "models" / "speech-decoder.json"
@@ -91,7 +91,8 @@ class Speaker:
         ids = self.vocabulary.encode(tokens)
         if self.vocabulary.unknown_count > before:
             unknown = sorted({t for t in tokens if t not in self.vocabulary.symbols})
-            warnings.warn(f"tokens the model never saw are read as <unk>: {' '.join(unknown)}", stacklevel=3)
+            warnings.warn(f"tokens the model never saw are read as <unk>: {' '.join(unknown)}", SynthWarning,
+                          stacklevel=3)
         return torch.from_numpy(ids)[None]
 
     def frames(self, text: str, rate: float = 1.0, pitch_semitones: float = 0.0) -> dict[str, np.ndarray]:
@@ -139,9 +140,9 @@ class Speaker:
             raise SynthError(f"no syllable to sing in {text!r}")
         notes = sorted(notes, key=lambda n: n.start_s)
         if len(groups) != len(notes):
-            warnings.warn(f"{len(groups)} syllables for {len(notes)} notes: "
+            warnings.warn(f"{len(groups)} syllable{'s' * (len(groups) != 1)} for {len(notes)} note{'s' * (len(notes) != 1)}: "
                           + ("the last notes repeat the last syllable" if len(notes) > len(groups)
-                             else "the syllables beyond the last note are left out"), stacklevel=2)
+                             else "the syllables beyond the last note are left out"), SynthWarning, stacklevel=2)
         groups = groups[:len(notes)]
         ids = self.token_ids(tokens)
         spoken = self.model.infer(ids)["durations"][0].numpy()

@@ -280,7 +280,7 @@ def transfer_file(in_wav, preset_or_model, out_wav, instrument: str | None = Non
     path whose chain holds a `decoder` slot (its files.model, settings.instrument and params
     harmonics_db / noise_db are used), or a model's .json / .safetensors / stem. instrument
     overrides the preset's. fmt: float32, pcm16 or pcm24. Returns (output path, duration in s)."""
-    from synth.io.audiofile import read_wav, write_wav
+    from synth.io.audiofile import read_audio, write_wav
 
     target = Path(str(preset_or_model))
     weights, meta = model_paths(target)
@@ -290,9 +290,7 @@ def transfer_file(in_wav, preset_or_model, out_wav, instrument: str | None = Non
     else:
         stem, preset_instrument, harmonics_db, noise_db = decoder_from_preset(str(preset_or_model))
         latent = preset_latent(str(preset_or_model), instrument)
-    data, sample_rate = read_wav(in_wav)
-    if data.shape[0] == 0:
-        raise SynthError(f"{in_wav}: the file holds no samples")
+    data, sample_rate = read_audio(in_wav)
     mono = data.mean(axis=1, dtype=np.float64).astype(np.float32)
     if latent is None:
         out = transfer(mono, sample_rate, stem, instrument or preset_instrument, pitch_shift_semitones,

@@ -12,12 +12,13 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+import soundfile
 
 from conftest import harmonic_analysis
 from synth.dsp.analysis import analyze, residual_band_db
 from synth.dsp.partials import Partials, frame_count, load_partials, save_partials
 from synth.dsp.resynth import noise_fft_size, resynthesize, synthesize_noise, synthesize_sines
-from synth.errors import SynthError
+from synth.errors import SynthError, SynthWarning
 from synth.io.soundfont import GM_PROGRAMS, find_soundfont, render_note
 
 RATE = 48000
@@ -151,7 +152,8 @@ def test_harmonic_mode_on_a_synthetic_tone_skips_a_missing_harmonic(hop):
 @pytest.mark.parametrize("n_samples", [1, 63, 64, 65, 257])
 def test_short_audio_gives_whole_frames_and_same_length_output(n_samples):
     audio = synthetic(n_samples)
-    partials = analyze(audio, RATE, hop_samples=64)
+    with pytest.warns(SynthWarning, match=f"the sound lasts {n_samples} samples? .*, shorter than one analysis window"):
+        partials = analyze(audio, RATE, hop_samples=64)
     assert partials.frames == frame_count(n_samples, 64) == math.ceil(n_samples / 64) + 1
     assert partials.n_samples == n_samples
     out = resynthesize(partials)
@@ -268,13 +270,18 @@ def test_missing_and_non_npz_files(tmp_path):
         load_partials(tmp_path / "nothing.npz")
     text = tmp_path / "text.npz"
     text.write_text("not numbers")
-    with pytest.raises(SynthError, match=r"text\.npz: not an npz archive"):
+    not_analysis = r": not an analysis file \(a \.partials\.npz that `synth analyze` writes\)$"
+    with pytest.raises(SynthError, match=r"text\.npz" + not_analysis):
         load_partials(text)
     single = tmp_path / "single.npz"
     with open(single, "wb") as handle:
         np.save(handle, np.zeros(3, np.float32))
-    with pytest.raises(SynthError, match=r"single\.npz: a single \.npy array, expected an npz archive"):
+    with pytest.raises(SynthError, match=r"single\.npz" + not_analysis):
         load_partials(single)
+    wav = tmp_path / "tone.wav"  # a sound where its analysis is wanted: numpy would speak of pickles
+    soundfile.write(wav, np.zeros(480, np.float32), 48000)
+    with pytest.raises(SynthError, match=r"tone\.wav" + not_analysis):
+        load_partials(wav)
     broken = tmp_path / "broken.npz"
     with zipfile.ZipFile(broken, "w") as archive:
         archive.writestr("format_version.npy", b"\x93NUMPY garbage")
@@ -348,3 +355,51 @@ def test_resynthesizing_an_analysis_of_silence_is_one_sentence(extra, tmp_path, 
     err = capsys.readouterr().err
     assert f"{silent}: the analysis holds no sounding partial" in err and "Traceback" not in err
     assert not (tmp_path / "out.wav").exists()
+
+
+@pytest.mark.parametrize("make, sentence", [
+    (None, "{wav}: no such audio file"),
+    (lambda wav: wav.write_bytes(b"RIFF and then nothing"), "{wav}: not an audio file libsndfile reads (Format not recognised)"),
+    (lambda wav: soundfile.write(wav, np.zeros(0, np.float32), 48000), "{wav}: the file holds no samples"),
+    (lambda wav: soundfile.write(wav, np.array([0.1, np.nan, 0.2], np.float32), 48000, subtype="FLOAT"),
+     "{wav}: the file holds NaN or infinite samples"),
+])
+def test_analyzing_a_bad_sound_file_names_it(make, sentence, tmp_path, capsys):
+    from synth.cli import main
+
+    wav = tmp_path / "in.wav"
+    if make is not None:
+        make(wav)
+    assert main(["analyze", str(wav), "-o", str(tmp_path / "x.partials.npz"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert f"synth: error: {sentence.format(wav=wav)}\n" == err
+    assert not (tmp_path / "x.partials.npz").exists()
+
+
+def test_a_sound_shorter_than_the_window_is_analysed_with_a_warning(tmp_path, capsys):
+    """A 1-sample WAV used to give 65 tracks (the window's own lobes) and no word of warning."""
+    from synth.cli import main
+
+    soundfile.write(tmp_path / "click.wav", np.array([0.5], np.float32), 48000)
+    out = tmp_path / "click.partials.npz"
+    assert main(["analyze", str(tmp_path / "click.wav"), "-o", str(out), "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert (f"synth: warning: {tmp_path / 'click.wav'}: the sound lasts 1 sample (0.02 ms), shorter than one "
+            "analysis window (4801 samples, 100.0 ms): its tracks are the window's, not the sound's\n") == err
+    assert load_partials(out).n_samples == 1
+
+
+def test_the_plot_title_counts_the_tracks_the_summary_counts(tmp_path):
+    """The title used to count columns (76) where the terminal counted sounding tracks (74)."""
+    from synth.analysis_cli import analyze_file
+    from synth.plotting import analysis_title
+
+    audio = 0.3 * np.sin(2 * np.pi * 440 * np.arange(24000) / 48000).astype(np.float32)
+    audio[12000:] += 0.2 * np.sin(2 * np.pi * 1234 * np.arange(12000) / 48000).astype(np.float32)
+    soundfile.write(tmp_path / "two.wav", audio, 48000)
+    out = tmp_path / "two.partials.npz"
+    summary = analyze_file(tmp_path / "two.wav", out, progress=False)[0]
+    partials = load_partials(out)
+    sounding = partials.sounding_tracks
+    assert sounding < partials.tracks  # some columns hold no sound in any frame
+    assert summary.endswith(f", {sounding} tracks") and analysis_title(partials, "two").endswith(f", {sounding} tracks")

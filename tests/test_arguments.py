@@ -51,3 +51,14 @@ def test_an_output_in_a_missing_folder_is_refused_and_no_folder_is_made(argv, tm
     assert main([a.format(missing=missing) for a in argv]) == 2
     assert f"the folder {str(missing)!r} does not exist (make it first)" in capsys.readouterr().err
     assert not (tmp_path / "no").exists()
+
+
+def test_a_missing_data_set_says_which_command_builds_one(tmp_path, capsys):
+    """`train vae --data missing` used to suggest Python function names (build_dataset...)."""
+    decoder = Path(__file__).parent.parent / "presets" / "models" / "gm-decoder"
+    argv = ["train", "vae", "--data", str(tmp_path / "missing"), "--decoder", str(decoder), "-o", str(tmp_path / "v"),
+            "--steps", "1", "--quiet"]
+    assert main(argv) == 2
+    assert (f"synth: error: {tmp_path / 'missing'}: no such data set folder (`synth train decoder --data FOLDER` builds "
+            "one from the soundfont, or from your audio with --wavs YOUR_FOLDER)\n") == capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []

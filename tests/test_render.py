@@ -11,7 +11,7 @@ import pytest
 import soundfile
 
 from synth.cli import main
-from synth.io.audiofile import read_wav
+from synth.io.audiofile import read_audio
 from synth.presets import load_preset
 from synth.render import render_file
 
@@ -49,14 +49,14 @@ def test_two_renders_are_byte_identical(tmp_path):
         time.sleep(1.1)  # a timestamp in the file would now differ
         render_file(load_preset(preset), score, b, progress=False)
         assert a.read_bytes() == b.read_bytes()
-        assert np.max(np.abs(read_wav(a)[0])) > 0.01
+        assert np.max(np.abs(read_audio(a)[0])) > 0.01
 
 
 def test_midi_and_jsonl_scores_give_the_same_audio(tmp_path):
     preset = load_preset("pluck-lead")
     render_file(preset, write_jsonl(tmp_path / "s.jsonl"), tmp_path / "j.wav", progress=False)
     render_file(preset, write_midi(tmp_path / "s.mid"), tmp_path / "m.wav", progress=False)
-    jsonl_audio, midi_audio = read_wav(tmp_path / "j.wav")[0], read_wav(tmp_path / "m.wav")[0]
+    jsonl_audio, midi_audio = read_audio(tmp_path / "j.wav")[0], read_audio(tmp_path / "m.wav")[0]
     assert np.max(np.abs(jsonl_audio)) > 0.01
     assert np.array_equal(jsonl_audio, midi_audio)
 

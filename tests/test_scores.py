@@ -111,8 +111,12 @@ def test_a_preset_load_switches_the_chain_later_lines_are_read_for(tmp_path, eng
 def test_bad_files(tmp_path, engine):
     garbage = tmp_path / "noise.mid"
     garbage.write_bytes(b"\x00\x01garbage" * 10)
-    with pytest.raises(SynthError, match=r"noise\.mid: not a readable standard MIDI file"):
+    with pytest.raises(SynthError, match=r"noise\.mid: not a standard MIDI file \(MThd not found"):
         load_score(garbage, engine)
+    truncated = tmp_path / "truncated.mid"  # a header cut short: mido's EOFError has no text
+    truncated.write_bytes(b"MThd\x00\x00\x00\x06\x00")
+    with pytest.raises(SynthError, match=r"truncated\.mid: the MIDI file ends early \(truncated, or a track is missing\)$"):
+        load_score(truncated, engine)
     with pytest.raises(SynthError, match=r"missing\.jsonl: no such score file"):
         load_score(tmp_path / "missing.jsonl", engine)
     other = tmp_path / "score.txt"

@@ -21,7 +21,7 @@ from models.train_text_to_mel import TtsTrainSettings, train_text_to_mel
 from synth.control.addresses import MessageTranslator, event_to_message
 from synth.dsp.decoder_runtime import read_metadata as read_model_metadata
 from synth.engine import Engine, Slot
-from synth.errors import SynthError
+from synth.errors import SynthError, SynthWarning
 from synth.events import Lyric, NoteOff, NoteOn, Utterance
 from synth.plugins.voice import Voice
 from synth.presets import load_preset
@@ -118,7 +118,7 @@ def test_singing_follows_the_notes(tiny):
         audio = speaker.sing("hello world", notes)  # three syllables: hel-lo world
     assert not [w for w in caught if "syllables for" in str(w.message)]
     assert abs(audio.size / SR - 1.5) < 0.02
-    with pytest.warns(UserWarning, match="2 syllables for 3 notes: the last notes repeat the last syllable"):
+    with pytest.warns(SynthWarning, match="2 syllables for 3 notes: the last notes repeat the last syllable"):
         repeated = speaker.sing("sunny", notes)
     assert abs(repeated.size / SR - 1.5) < 0.02
 
@@ -146,6 +146,11 @@ def test_synth_say_and_sing_write_wavs(tiny, tmp_path):
                            str(tmp_path / "sung.wav"), *env_args], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert abs(soundfile.info(tmp_path / "sung.wav").duration - 1.0) < 0.02
+    done = subprocess.run([sys.executable, "-m", "synth", "sing", "sun", str(tmp_path / "m.mid"), "-o",
+                           str(tmp_path / "sun.wav"), *env_args], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr  # one syllable, two notes: a warning of one line, no Python source line
+    assert ("synth: warning: 1 syllable for 2 notes: the last notes repeat the last syllable\n" in done.stderr
+            and "UserWarning" not in done.stderr and "warnings.warn" not in done.stderr)
 
 
 def test_voice_plugin_says_and_sings_from_events(tiny):
@@ -295,7 +300,7 @@ def test_the_voice_allocates_nothing_while_it_speaks_and_sings(tiny):
 @pytest.mark.parametrize("args, sentence", [
     (["say", "   ", "-o", "x.wav"], "there is no text to say"),
     (["say", "Hello.", "-o", "x.wav", "--rate", "9"], "argument --rate"),
-    (["sing", "la la", "garbage.mid", "-o", "x.wav"], "garbage.mid: not a readable standard MIDI file"),
+    (["sing", "la la", "garbage.mid", "-o", "x.wav"], "garbage.mid: the MIDI file ends early (truncated, or a track is missing)"),
     (["say", "Hello.", "-o", "x.wav", "--preset", "warm-pad"], "has no decoder plugin in its chain"),
     (["speech-corpus", "corpus", "--minutes", "0.1", "--pitch", "0", "120"], "argument --pitch: expected an integer in 0..99, got '120'"),
     (["train", "text-to-mel", "--corpus", "nowhere", "-o", "m"], "nowhere/metadata.csv: missing"),

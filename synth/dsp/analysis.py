@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import math
+import warnings
 
 import numpy as np
 from numba import njit
@@ -31,7 +32,7 @@ from tqdm import tqdm
 
 from synth.dsp.partials import NOISE_FLOOR_DB, Partials, frame_count
 from synth.dsp.resynth import band_of_bins, noise_fft_size, synthesize_sines
-from synth.errors import SynthError
+from synth.errors import SynthError, SynthWarning
 
 _CHUNK_FRAMES = 256
 _PYIN_RATE = 16000
@@ -519,6 +520,10 @@ def analyze(audio: np.ndarray, sample_rate: int, *, hop_samples: int | None = No
         seconds = np.clip(window_periods / np.median(voiced), 0.02, 0.1) if voiced.size else 2048 / 48000
         window_samples = int(seconds * sample_rate)
     window_samples = _positive_int("window_samples", window_samples, 16, 1 << 20) | 1
+    if n_samples < window_samples:
+        warnings.warn(f"the sound lasts {n_samples} sample{'s' * (n_samples != 1)} ({1000 * n_samples / sample_rate:.2f} ms), shorter than one "
+                      f"analysis window ({window_samples} samples, {1000 * window_samples / sample_rate:.1f} ms): "
+                      "its tracks are the window's, not the sound's", SynthWarning, stacklevel=2)
     stft = _Stft(audio, hop, window_samples, zero_pad, frames)
     peaks = _stft_peaks(stft, sample_rate, min_db, relative_db, fmin_hz / 2 if harmonic else 0.0,
                         min(2 * max_tracks, 1024), progress)
@@ -541,11 +546,13 @@ def analyze(audio: np.ndarray, sample_rate: int, *, hop_samples: int | None = No
     partials = Partials(sample_rate, hop, n_samples, freq, amp, phase, f0_hz, bool(harmonic), *placeholder)
     residual = audio - synthesize_sines(partials)
     lobe = stft.lobe_table()
-    for _ in tqdm(range(refine_passes), desc="refine", disable=not progress, leave=False):
-        residual_stft = _Stft(residual, hop, window_samples, zero_pad, frames)
-        for row0, spectrum in residual_stft.chunks():
-            correct_tracks(spectrum, row0, sample_rate / stft.size, stft.gain, lobe, freq, amp, phase)
-        residual = audio - synthesize_sines(partials)
+    with tqdm(total=refine_passes * frames, desc="refine", unit="frame", disable=not progress, leave=False) as bar:
+        for _ in range(refine_passes):
+            residual_stft = _Stft(residual, hop, window_samples, zero_pad, frames)
+            for row0, spectrum in residual_stft.chunks():
+                correct_tracks(spectrum, row0, sample_rate / stft.size, stft.gain, lobe, freq, amp, phase)
+                bar.update(len(spectrum))
+            residual = audio - synthesize_sines(partials)
     noise_size = noise_fft_size(sample_rate, hop)
     edges = noise_band_edges(sample_rate, noise_bands, noise_size)
     noise_db = residual_band_db(residual, sample_rate, hop, frames, edges, noise_size)

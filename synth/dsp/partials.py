@@ -76,6 +76,11 @@ class Partials:
         return int(self.freq_hz.shape[1])
 
     @property
+    def sounding_tracks(self) -> int:
+        """Number of tracks that sound in at least one frame (the columns after them may be empty)."""
+        return int((self.amp > 0).any(axis=0).sum())
+
+    @property
     def duration_s(self) -> float:
         """Length of the analysed audio in seconds."""
         return self.n_samples / self.sample_rate
@@ -194,12 +199,13 @@ def load_partials(path: str | os.PathLike) -> Partials:
     path = Path(path)
     if not path.is_file():
         raise SynthError(f"{path}: no such analysis file")
+    not_analysis = f"{path}: not an analysis file (a .partials.npz that `synth analyze` writes)"
+    if not zipfile.is_zipfile(path):
+        raise SynthError(not_analysis)
     try:
         archive = np.load(path, allow_pickle=False)
     except (ValueError, OSError, zipfile.BadZipFile, EOFError) as error:
-        raise SynthError(f"{path}: not an npz archive ({error})") from None
-    if not isinstance(archive, np.lib.npyio.NpzFile):
-        raise SynthError(f"{path}: a single .npy array, expected an npz archive")
+        raise SynthError(f"{not_analysis}: {error}") from None
     with archive:
         version = _scalar(archive, path, "format_version", "iu")
         if version != FORMAT_VERSION:

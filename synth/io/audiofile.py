@@ -54,10 +54,23 @@ def write_wav(path: str | Path, audio: np.ndarray, sample_rate: int, fmt: str = 
     return Path(path)
 
 
-def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
-    """(float32 [frames, channels], sample rate in Hz) of an audio file."""
+def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
+    """(float32 [frames, channels], sample rate in Hz) of an audio file (WAV, FLAC, Ogg, AIFF...).
+    Raises SynthError naming the file when it is missing, not audio libsndfile reads, empty, or
+    holds NaN or infinite samples."""
+    path = Path(path)
+    if not path.exists():
+        raise SynthError(f"{path}: no such audio file")
+    if not path.is_file():
+        raise SynthError(f"{path}: a folder, expected an audio file")
     try:
         data, sample_rate = soundfile.read(path, dtype="float32", always_2d=True)
-    except (soundfile.LibsndfileError, OSError, RuntimeError) as error:
+    except soundfile.LibsndfileError as error:
+        raise SynthError(f"{path}: not an audio file libsndfile reads ({error.error_string.rstrip('.')})") from None
+    except (OSError, RuntimeError) as error:
         raise SynthError(f"{path}: cannot read audio: {error}") from None
+    if data.shape[0] == 0:
+        raise SynthError(f"{path}: the file holds no samples")
+    if not np.all(np.isfinite(data)):
+        raise SynthError(f"{path}: the file holds NaN or infinite samples")
     return data, sample_rate

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from synth.io.audiofile import read_wav
+from synth.io.audiofile import read_audio
 
 
 def play_file(path: str | Path) -> str:
@@ -17,7 +17,7 @@ def play_file(path: str | Path) -> str:
         device = sounddevice.query_devices(kind="output")
     except (sounddevice.PortAudioError, ValueError):
         return "No audio output device was found, so nothing was played."
-    data, sample_rate = read_wav(path)
+    data, sample_rate = read_audio(path)
     try:
         sounddevice.play(data, sample_rate, blocking=True)
     except sounddevice.PortAudioError as error:

@@ -55,6 +55,15 @@ def find_soundfont(name: str = "timgm6mb") -> Path:
     return path
 
 
+def soundfont_file(soundfont: str | Path) -> Path:
+    """The .sf2 file `soundfont` names: a path ending in .sf2, or a name for `find_soundfont`;
+    SynthError when it is not there."""
+    sf2 = Path(soundfont) if str(soundfont).endswith(".sf2") else find_soundfont(str(soundfont))
+    if not sf2.is_file():
+        raise SynthError(f"{sf2}: no such soundfont file")
+    return sf2
+
+
 def _seconds_to_ticks(seconds: float) -> int:
     return int(round(seconds * 1e6 / _TEMPO_US_PER_BEAT * _TICKS_PER_BEAT))
 
@@ -93,9 +102,7 @@ def render_note(program: int, note: int, velocity: int, seconds: float, sample_r
         raise SynthError(f"sample_rate={sample_rate!r} must be an integer in 8000..192000 Hz")
     if not 0 < gain <= 10:
         raise SynthError(f"gain={gain!r} must be in (0, 10]")
-    sf2 = Path(soundfont) if str(soundfont).endswith(".sf2") else find_soundfont(str(soundfont))
-    if not sf2.is_file():
-        raise SynthError(f"{sf2}: no such soundfont file")
+    sf2 = soundfont_file(soundfont)
     binary = shutil.which("fluidsynth")
     if binary is None:
         raise SynthError("fluidsynth is not installed (apt-get install fluidsynth)")
