@@ -8,6 +8,7 @@ import sys
 import warnings
 from pathlib import Path
 
+from synth import __version__
 from synth.arguments import number, output_path
 from synth.errors import SynthError, SynthWarning
 from synth.limits import MAX_BLOCK, MAX_SAMPLE_RATE, MIN_BLOCK, MIN_SAMPLE_RATE
@@ -258,6 +259,7 @@ LEARNING_RATE = number(1e-7, 1.0)
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="synth", description="Realtime synthesis engine and plugin host.")
+    parser.add_argument("--version", action="version", version=f"synth-host {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     render = commands.add_parser("render", help="render a score (MIDI or JSON Lines) to a WAV file")

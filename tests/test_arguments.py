@@ -62,3 +62,13 @@ def test_a_missing_data_set_says_which_command_builds_one(tmp_path, capsys):
     assert (f"synth: error: {tmp_path / 'missing'}: no such data set folder (`synth train decoder --data FOLDER` builds "
             "one from the soundfont, or from your audio with --wavs YOUR_FOLDER)\n") == capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_version_is_the_package_s(capsys):
+    from importlib.metadata import version
+
+    from synth import __version__
+
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out == f"synth-host {__version__}\n"
+    assert version("synth-host") == __version__  # pyproject reads it from synth/__init__.py
