@@ -142,3 +142,37 @@ def test_synth_addresses_prints_a_preset_s_address_table(capsys):
                for line in lines)
     assert any("/param/hall/revtime" in line and "0.1..30" in line for line in lines)  # the LV2 reverb's ports
     assert "  /1/fader2                      -> /param/hall/taillevel" in lines
+
+
+def _speaks(spec) -> bool:
+    return any(entry.plugin == "voice" for entry in spec.chain)
+
+
+SHIPPED_SCORES = sorted((SHIPPED_PRESETS / "scores").glob("*.jsonl"))
+SCORE_KINDS = [(preset, score) for preset in list_presets() for score in SHIPPED_SCORES
+               if _speaks(load_preset(preset)) == score.name.startswith("speech")]
+
+
+def test_every_shipped_instrument_preset_answers_the_shared_faders():
+    """/1/fader1 (the preset's main timbre control) and /1/fader2 (its effect amount): the two
+    addresses the shipped instrument scores move, so that each plays on every instrument preset."""
+    for name in list_presets():
+        spec = load_preset(name)
+        if not _speaks(spec):
+            assert {"/1/fader1", "/1/fader2"} <= set(spec.osc_map), name
+
+
+@pytest.mark.parametrize("preset, score", SCORE_KINDS, ids=[f"{p}-{s.stem}" for p, s in SCORE_KINDS])
+def test_every_shipped_score_plays_on_every_shipped_preset_of_its_kind(preset, score, tmp_path):
+    """Instrument scores on every instrument preset, speech scores on every speaking one: every
+    line at an address the preset has (no --skip-unknown needed). The quick chains are rendered
+    too; the neural ones (decoder, voice) render in their own tests."""
+    from synth.render import render_file
+    from synth.scores import load_score
+
+    spec = load_preset(preset)
+    engine = spec.build_engine()
+    assert load_score(score, engine, spec.osc_map)
+    if not any(entry.plugin in ("decoder", "voice") for entry in spec.chain):
+        summary = render_file(spec, score, tmp_path / "out.wav", progress=False, tail_s=0.5)
+        assert summary.peak > 0.01 and summary.loudness_lufs > -50 and summary.skipped == {}
