@@ -112,6 +112,15 @@ def _addresses(args: argparse.Namespace) -> int:
     return 0
 
 
+def _convert(args: argparse.Namespace) -> int:
+    from synth.presets import load_preset
+    from synth.session_midi import convert_file
+
+    preset = load_preset(args.preset) if args.preset else None
+    print(convert_file(args.input, args.output, preset).line())
+    return 0
+
+
 def _analyze(args: argparse.Namespace) -> int:
     from synth.analysis_cli import analyze_file
 
@@ -442,6 +451,12 @@ def build_parser() -> argparse.ArgumentParser:
     addresses = commands.add_parser("addresses", help="the OSC addresses of a preset: parameters with range and unit, [osc.map]")
     addresses.add_argument("preset", help="preset name or path to a .toml file")
     addresses.set_defaults(run=_addresses)
+    convert = commands.add_parser("convert", help="convert a JSON Lines score or session to a MIDI file, or back")
+    convert.add_argument("input", help="a .jsonl score (or recorded session), or a .mid file")
+    convert.add_argument("output", type=output_path, help="the .mid file to write for a .jsonl input, the .jsonl for a .mid")
+    convert.add_argument("--preset", help="preset name or .toml path whose [midi.cc] maps parameters to controllers "
+                                          "(without it they are skipped, and listed)")
+    convert.set_defaults(run=_convert)
     plugins = commands.add_parser("plugins", help="list plugins and their parameters")
     plugins.add_argument("--lv2", nargs="?", const="", metavar="URI",
                          help="list the installed LV2 plugins instead, or show the one with this URI")
