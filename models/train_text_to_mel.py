@@ -10,8 +10,10 @@
 4. Text-to-mel (models.text_to_mel), teacher-forced with those durations and the per-token mean
    log f0 (voiced frames) and loudness: L1 on the standardised mel, squared error on log(1 +
    duration), token pitch and energy, frame log f0 (voiced frames) and loudness, and the voicing
-   cross-entropy. Progress bar, checkpoints every `checkpoint_every` steps, --resume, held-out
-   loss every `eval_every` steps, GPU with --device cuda.
+   cross-entropy. Each step's utterances are drawn with a generator seeded by (seed, step), so
+   that a resumed run draws what the uninterrupted one would have. Checkpoints, --resume,
+   interrupts, the held-out loss every `eval_every` steps and the loop: models.training; GPU with
+   --device cuda.
 """
 
 from __future__ import annotations
@@ -32,23 +34,22 @@ from models.alignment import Aligner, align, even_durations, frame_log_likelihoo
 from models.speech_data import load_features, prepare_features, split_ids
 from models.text import Vocabulary, join_stress
 from models.text_to_mel import TextToMel, TextToMelConfig, save_text_to_mel
-from models.train_decoder import _latest_checkpoint, _load_checkpoint, _save_checkpoint, start_training
+from models.training import TrainingSettings, checkpoint_to_resume, smoothed, start_training, training_loop
 from synth.errors import SynthError
+
+WARMUP_STEPS = 200  # the learning rate rises linearly over these, for the attention blocks
 
 
 @dataclass
-class TtsTrainSettings:
+class TtsTrainSettings(TrainingSettings):
+    """models.training's settings (batch_size: utterances per step), and: align_steps: the
+    aligner's steps before the model trains; width: the model's; token_mode: "auto",
+    "phonemes" or "characters" (models.speech_data.prepare_features)."""
+
     steps: int = 1500
     align_steps: int = 600
-    batch_size: int = 8
-    learning_rate: float = 1e-3
     width: int = 128
-    eval_every: int = 250
-    checkpoint_every: int = 250
     token_mode: str = "auto"
-    seed: int = 0
-    device: str = "cpu"
-    threads: int = 0
 
 
 class Utterance:
@@ -197,7 +198,9 @@ def train_text_to_mel(corpus, out_stem, settings: TtsTrainSettings | None = None
     out_stem. Returns a summary: steps, seconds, held-out loss, alignment loss, utterances."""
     settings = settings or TtsTrainSettings()
     corpus, out_stem = Path(corpus), Path(out_stem)
-    start_training(settings.seed, settings.threads, settings.device)
+    checkpoint_dir = out_stem.parent / f"{out_stem.name}.checkpoints"
+    start_training(settings)
+    resume_from = checkpoint_to_resume(checkpoint_dir, settings.steps) if resume else None
     started = time.perf_counter()
     uids = prepare_features(corpus, settings.token_mode, progress=progress)
     train_ids, test_ids = split_ids(corpus)
@@ -226,40 +229,29 @@ def train_text_to_mel(corpus, out_stem, settings: TtsTrainSettings | None = None
     config = TextToMelConfig(vocabulary=vocabulary.to_dict(), width=settings.width, statistics=stats)
     model = TextToMel(config).to(settings.device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings.learning_rate, weight_decay=1e-6)
-    checkpoints = out_stem.parent / f"{out_stem.name}.checkpoints"
-    step, history = 0, []
-    if resume and (latest := _latest_checkpoint(checkpoints)) is not None:
-        step, history = _load_checkpoint(latest, model, optimizer)
     train_set = [utterances[u] for u in train_ids]
     test_set = [utterances[u] for u in test_ids]
-    rng = random.Random(settings.seed + step)
-    bar = tqdm(total=settings.steps, initial=step, desc="text-to-mel", unit="step", disable=not progress)
     running = None
-    while step < settings.steps:
-        warm = min(1.0, (step + 1) / 200)  # a short learning-rate warm-up for the attention blocks
-        for group in optimizer.param_groups:
-            group["lr"] = settings.learning_rate * warm
-        batch = _batch(rng.sample(train_set, min(settings.batch_size, len(train_set))), settings.device)
-        loss, parts = tts_loss(model, batch)
-        optimizer.zero_grad()
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        step += 1
-        value = float(loss.detach())
-        running = value if running is None else 0.98 * running + 0.02 * value
-        bar.set_postfix(loss=f"{running:.3f}", mel=f"{parts['mel']:.3f}")
-        bar.update()
-        if step % settings.eval_every == 0 or step == settings.steps:
-            held_out = evaluate_tts(model, test_set, settings.device)
-            history.append({"step": step, "train_loss": running, "held_out": held_out})
-            bar.write(f"step {step}: train loss {running:.3f}, held-out mel L1 {held_out['mel']:.3f}, "
-                      f"duration {held_out['duration']:.3f}")
-        if step % settings.checkpoint_every == 0 or step == settings.steps:
-            _save_checkpoint(checkpoints, step, model, optimizer, history)
-    bar.close()
-    summary = {"steps": step, "seconds": time.perf_counter() - started, "alignment_loss": align_loss,
-               "held_out": history[-1]["held_out"] if history else None, "train_utterances": len(train_ids),
+
+    def step_loss(step: int) -> tuple[torch.Tensor, dict[str, str]]:
+        nonlocal running
+        draw = random.Random(f"{settings.seed}/{step}")
+        loss, parts = tts_loss(model, _batch(draw.sample(train_set, min(settings.batch_size, len(train_set))),
+                                             settings.device))
+        running = smoothed(running, float(loss.detach()))
+        return loss, {"loss": f"{running:.3f}", "mel": f"{parts['mel']:.3f}"}
+
+    def held_out(step: int) -> tuple[dict, str]:
+        parts = evaluate_tts(model, test_set, settings.device)
+        return ({"step": step, "train_loss": running, "held_out": parts},
+                f"step {step}: train loss {running:.3f}, held-out mel L1 {parts['mel']:.3f}, "
+                f"duration {parts['duration']:.3f}")
+
+    history = training_loop(model, optimizer, settings, checkpoint_dir, step_loss, held_out, resume_from=resume_from,
+                            description="text-to-mel", progress=progress, clip_norm=1.0,
+                            lr_scale=lambda step: min(1.0, (step + 1) / WARMUP_STEPS))
+    summary = {"steps": settings.steps, "seconds": time.perf_counter() - started, "alignment_loss": align_loss,
+               "held_out": history[-1]["held_out"], "train_utterances": len(train_ids),
                "held_out_utterances": len(test_ids), "history": history}
     save_text_to_mel(model.cpu().eval(), out_stem, {
         "training_command": command or " ".join(shlex.quote(a) for a in sys.argv),

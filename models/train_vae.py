@@ -7,7 +7,7 @@ the differentiable synthesiser and scores the multi-resolution STFT loss against
 Loss = STFT loss + beta(step) * sum over dimensions of max(KL_d, free_bits), beta rising linearly
 from 0 over `warmup_steps` (KL warm-up) and each dimension's KL (batch mean) free up to
 `free_bits` nats, so that the latent is used rather than collapsed. The decoder learns at a tenth
-of the encoder's rate. Checkpoints and --resume as for the decoder.
+of the encoder's rate. Checkpoints, --resume, interrupts and the loop: models.training.
 
 Written: `<out>.safetensors/.json` (the timbre model, models.vae) and `<out>-decoder.*` (the
 decoder, latent_dims = the VAE's, no instrument table). The JSON stores every training note's
@@ -26,41 +26,37 @@ import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from models.data import INSTRUMENTS, NoteExcerpts, _load_note, _split_entries, read_manifest
 from models.ddsp_synth import multi_resolution_stft_loss, synthesize
 from models.decoder import Decoder, DecoderConfig
 from models.model_files import load_model, save_model
-from models.train_decoder import _batches, _latest_checkpoint, _load_checkpoint, _save_checkpoint, start_training
+from models.training import (TrainingSettings, checkpoint_to_resume, endless, smoothed, start_training,
+                             training_loop)
 from models.vae import TimbreEncoder, VaeConfig, kl_per_dimension, principal_axes, save_vae
 from synth.errors import SynthError
 
 
 @dataclass
-class VaeTrainSettings:
-    """steps, batch_size, excerpt_frames, learning_rate (the encoder's; the decoder's is
-    decoder_lr_ratio times it); beta: the KL weight after warm-up; warmup_steps; free_bits: nats
-    per dimension that cost nothing; latent_dims must equal the starting decoder's."""
+class VaeTrainSettings(TrainingSettings):
+    """models.training's settings (learning_rate: the encoder's; the decoder's is decoder_lr_ratio
+    times it), and: excerpt_frames; beta: the KL weight after warm-up; warmup_steps; free_bits:
+    nats per dimension that cost nothing; hidden: the encoder's size. The latent's size is the
+    starting decoder's."""
 
     steps: int = 1200
-    batch_size: int = 8
+    eval_every: int = 200
+    checkpoint_every: int = 200
     excerpt_frames: int = 96
-    learning_rate: float = 1e-3
     decoder_lr_ratio: float = 0.1
     beta: float = 0.05
     warmup_steps: int = 400
     free_bits: float = 0.5
     hidden: int = 128
-    eval_every: int = 200
-    checkpoint_every: int = 200
-    seed: int = 0
-    device: str = "cpu"
-    threads: int = 0
 
 
 class _Joint(nn.Module):
-    """Encoder and decoder together, so the decoder's checkpoint code serves both."""
+    """Encoder and decoder together, one module to checkpoint."""
 
     def __init__(self, encoder: TimbreEncoder, decoder: Decoder):
         super().__init__()
@@ -125,7 +121,8 @@ def train_vae(data_folder, decoder_stem, out_stem, settings: VaeTrainSettings | 
     settings = settings or VaeTrainSettings()
     data_folder, out_stem = Path(data_folder), Path(out_stem)
     checkpoint_dir = out_stem.parent / f"{out_stem.name}.checkpoints"
-    start_training(settings.seed, settings.threads, settings.device)
+    start_training(settings)
+    resume_from = checkpoint_to_resume(checkpoint_dir, settings.steps) if resume else None
     start_decoder, start_config, _ = load_model(decoder_stem)
     if start_config.latent_dims < 2:
         raise SynthError(f"{decoder_stem}: the decoder takes latent_dims={start_config.latent_dims}; a timbre "
@@ -142,40 +139,31 @@ def train_vae(data_folder, decoder_stem, out_stem, settings: VaeTrainSettings | 
     instruments = sorted({n["instrument"] for n in read_manifest(data_folder)["notes"]})
     train_set = NoteExcerpts(data_folder, "train", settings.excerpt_frames, instruments=instruments, seed=settings.seed)
     test_set = NoteExcerpts(data_folder, "test", settings.excerpt_frames, instruments=instruments, seed=1234)
-    train_loader = DataLoader(train_set, batch_size=settings.batch_size, shuffle=True, drop_last=True)
+    batches = endless(DataLoader(train_set, batch_size=settings.batch_size, shuffle=True, drop_last=True))
     test_loader = DataLoader(test_set, batch_size=settings.batch_size)
-    step, history = 0, []
-    if resume and (latest := _latest_checkpoint(checkpoint_dir)) is not None:
-        step, history = _load_checkpoint(latest, joint, optimizer)
-    started = time.perf_counter()
-    bar = tqdm(total=settings.steps, initial=step, desc="vae", unit="step", disable=not progress)
-    batches = _batches(train_loader)
     running, kl_running = None, torch.zeros(config.latent_dims)
-    while step < settings.steps:
+
+    def step_loss(step: int) -> tuple[torch.Tensor, dict[str, str]]:
+        nonlocal running, kl_running
         predicted, target, mean, log_variance = _reconstruct(joint, next(batches), settings.device)
         reconstruction = multi_resolution_stft_loss(predicted, target)
         kl = kl_per_dimension(mean, log_variance)
         beta = settings.beta * min(1.0, step / max(settings.warmup_steps, 1))
-        loss = reconstruction + beta * torch.clamp(kl, min=settings.free_bits).sum()
-        optimizer.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(joint.parameters(), 3.0)
-        optimizer.step()
-        step += 1
-        value = float(reconstruction.detach())
-        running = value if running is None else 0.98 * running + 0.02 * value
+        running = smoothed(running, float(reconstruction.detach()))
         kl_running = 0.98 * kl_running + 0.02 * kl.detach().cpu()
-        bar.set_postfix(stft=f"{running:.3f}", kl=f"{float(kl_running.sum()):.2f}")
-        bar.update()
-        if step % settings.eval_every == 0 or step == settings.steps:
-            held_out = evaluate_vae(joint, test_loader, settings.device)
-            history.append({"step": step, "train_stft": running, "held_out_stft": held_out,
-                            "kl_per_dim": [round(float(x), 4) for x in kl_running]})
-            bar.write(f"step {step}: train STFT {running:.3f}, held-out {held_out:.3f}, "
-                      f"KL/dim {' '.join(f'{float(x):.2f}' for x in kl_running)}")
-        if step % settings.checkpoint_every == 0 or step == settings.steps:
-            _save_checkpoint(checkpoint_dir, step, joint, optimizer, history)
-    bar.close()
+        loss = reconstruction + beta * torch.clamp(kl, min=settings.free_bits).sum()
+        return loss, {"stft": f"{running:.3f}", "kl": f"{float(kl_running.sum()):.2f}"}
+
+    def held_out(step: int) -> tuple[dict, str]:
+        stft = evaluate_vae(joint, test_loader, settings.device)
+        return ({"step": step, "train_stft": running, "held_out_stft": stft,
+                 "kl_per_dim": [round(float(x), 4) for x in kl_running]},
+                f"step {step}: train STFT {running:.3f}, held-out {stft:.3f}, "
+                f"KL/dim {' '.join(f'{float(x):.2f}' for x in kl_running)}")
+
+    started = time.perf_counter()
+    history = training_loop(joint, optimizer, settings, checkpoint_dir, step_loss, held_out, resume_from=resume_from,
+                            description="vae", progress=progress, clip_norm=3.0)
     joint = joint.cpu().eval()
     means, names, families = note_posteriors(encoder, data_folder, "train")
     mean_z = torch.from_numpy(means.mean(axis=0).astype(np.float32))
@@ -193,11 +181,12 @@ def train_vae(data_folder, decoder_stem, out_stem, settings: VaeTrainSettings | 
         "kl_per_dim": [float(x) for x in kl_running],
     }
     training_command = command or " ".join(shlex.quote(a) for a in sys.argv)
-    summary = {"steps": step, "seconds": time.perf_counter() - started, "held_out_stft_encoded": held_out_encoded,
+    summary = {"steps": settings.steps, "seconds": time.perf_counter() - started,
+               "held_out_stft_encoded": held_out_encoded,
                "held_out_stft_mean_z": held_out_mean_z, "kl_per_dim": space["kl_per_dim"], "history": history}
     save_model(decoder, config, out_stem.with_name(f"{out_stem.name}-decoder"), {
         "training_command": training_command, "timbre_model": f"{out_stem.name}.json",
-        "training": {"steps": step, "started_from": str(decoder_stem), "held_out_loss": held_out_encoded}})
+        "training": {"steps": settings.steps, "started_from": str(decoder_stem), "held_out_loss": held_out_encoded}})
     save_vae(encoder, out_stem, space, {
         "training_command": training_command,
         "training": {key: summary[key] for key in ("steps", "held_out_stft_encoded", "held_out_stft_mean_z")}

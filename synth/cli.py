@@ -157,7 +157,8 @@ def _train_decoder(args: argparse.Namespace) -> int:
         build_dataset(data, soundfont=args.soundfont, progress=not args.quiet, **options)
     settings = TrainSettings(steps=args.steps, batch_size=args.batch_size, excerpt_frames=args.excerpt_frames,
                              learning_rate=args.learning_rate, latent_dims=args.latent_dims, hidden=args.hidden,
-                             device=args.device, threads=args.threads, seed=args.seed)
+                             device=args.device, threads=args.threads, seed=args.seed,
+                             checkpoint_every=args.checkpoint_every or TrainSettings.checkpoint_every)
     summary = train_decoder(data, args.output, settings, resume=args.resume, progress=not args.quiet)
     print(f"trained {summary['steps']} steps in {summary['seconds']:.0f} s: train loss {summary['train_loss']:.3f}, "
           f"held-out loss {summary['held_out_loss']:.3f}")
@@ -170,7 +171,8 @@ def _train_vae(args: argparse.Namespace) -> int:
 
     settings = VaeTrainSettings(steps=args.steps, batch_size=args.batch_size, learning_rate=args.learning_rate,
                                 beta=args.beta, warmup_steps=args.warmup_steps, free_bits=args.free_bits,
-                                device=args.device, threads=args.threads, seed=args.seed)
+                                device=args.device, threads=args.threads, seed=args.seed,
+                                checkpoint_every=args.checkpoint_every or VaeTrainSettings.checkpoint_every)
     summary = train_vae(args.data, Path(args.decoder).with_suffix(""), args.output, settings, resume=args.resume,
                         progress=not args.quiet)
     print(f"trained {summary['steps']} steps in {summary['seconds']:.0f} s: held-out STFT loss "
@@ -185,12 +187,13 @@ def _train_text_to_mel(args: argparse.Namespace) -> int:
 
     settings = TtsTrainSettings(steps=args.steps, align_steps=args.align_steps, batch_size=args.batch_size,
                                 learning_rate=args.learning_rate, token_mode=args.tokens, device=args.device,
-                                threads=args.threads, seed=args.seed)
+                                threads=args.threads, seed=args.seed,
+                                checkpoint_every=args.checkpoint_every or TtsTrainSettings.checkpoint_every)
     summary = train_text_to_mel(args.corpus, args.output, settings, resume=args.resume, progress=not args.quiet)
-    held = summary["held_out"] or {}
+    held = summary["held_out"]
     print(f"trained {summary['steps']} steps in {summary['seconds']:.0f} s on {summary['train_utterances']} "
-          f"utterances ({summary['held_out_utterances']} held out): held-out mel L1 {held.get('mel', float('nan')):.3f}, "
-          f"log-duration error {held.get('duration', float('nan')):.3f}; aligner loss {summary['alignment_loss']:.3f}")
+          f"utterances ({summary['held_out_utterances']} held out): held-out mel L1 {held['mel']:.3f}, "
+          f"log-duration error {held['duration']:.3f}; aligner loss {summary['alignment_loss']:.3f}")
     print(f"model: {Path(args.output).with_suffix('.json')} (+ .safetensors)")
     return 0
 
@@ -247,10 +250,14 @@ def _transfer(args: argparse.Namespace) -> int:
 
 
 def _training_options(parser: argparse.ArgumentParser) -> None:
-    """The options every `synth train` command takes: --device, --threads, --seed, --resume, --quiet."""
+    """The options every `synth train` command takes: --device, --threads, --seed, --checkpoint-every,
+    --resume, --quiet."""
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     parser.add_argument("--threads", type=number(0, 1024, "threads", integer=True), default=0, help="torch CPU threads (default: torch's)")
     parser.add_argument("--seed", type=number(0, 2**32 - 1, integer=True), default=0)
+    parser.add_argument("--checkpoint-every", type=number(1, 10_000_000, "steps", integer=True), metavar="STEPS",
+                        help="steps between checkpoints (default 250; vae 200); one is also written at the last "
+                             "step, and at the last completed step on Ctrl-C or SIGTERM")
     parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
