@@ -211,7 +211,7 @@ def _say(args: argparse.Namespace) -> int:
     from synth.speech import speak_file
 
     path, seconds = speak_file(args.text, args.output, rate=args.rate, pitch_semitones=args.pitch,
-                               preset=args.preset, fmt=args.format)
+                               preset=args.preset, fmt=args.format, progress=not args.quiet)
     print(f"wrote {seconds:.2f} s to {path}")
     return 0
 
@@ -219,7 +219,8 @@ def _say(args: argparse.Namespace) -> int:
 def _sing(args: argparse.Namespace) -> int:
     from synth.speech import sing_file
 
-    path, seconds = sing_file(args.text, args.melody, args.output, preset=args.preset, fmt=args.format)
+    path, seconds = sing_file(args.text, args.melody, args.output, preset=args.preset, fmt=args.format,
+                              progress=not args.quiet)
     print(f"wrote {seconds:.2f} s to {path}")
     return 0
 
@@ -244,7 +245,7 @@ def _transfer(args: argparse.Namespace) -> int:
 
     path, seconds = transfer_file(args.input, args.preset, args.output, instrument=args.instrument,
                                   pitch_shift_semitones=args.pitch_shift, loudness_offset_db=args.loudness_offset,
-                                  fmt=args.format)
+                                  fmt=args.format, progress=not args.quiet)
     print(f"wrote {seconds:.2f} s to {path}")
     return 0
 
@@ -403,6 +404,7 @@ def build_parser() -> argparse.ArgumentParser:
     transfer.add_argument("--pitch-shift", type=number(-24, 24, "semitones"), default=0.0, help="semitones")
     transfer.add_argument("--loudness-offset", type=number(-40, 40, "dB"), default=0.0, help="dB added to the input's loudness")
     transfer.add_argument("--format", choices=AUDIO_FORMATS, default="float32", help=FORMAT_HELP)
+    transfer.add_argument("--quiet", action="store_true", help="no progress")
     transfer.set_defaults(run=_transfer)
 
     tts = train.add_parser("text-to-mel", help="align a speech corpus (LJSpeech layout) and train text-to-mel on it")
@@ -435,6 +437,7 @@ def build_parser() -> argparse.ArgumentParser:
     say.add_argument("--rate", type=number(0.25, 4.0), default=1.0, help="speaking speed (1 = as trained)")
     say.add_argument("--pitch", type=number(-24, 24, "semitones"), default=0.0, help="semitones up or down")
     say.add_argument("--format", choices=AUDIO_FORMATS, default="float32", help=FORMAT_HELP)
+    say.add_argument("--quiet", action="store_true", help="no progress bar")
     say.set_defaults(run=_say)
     sing = commands.add_parser("sing", help="sing text on the notes of a MIDI file (one syllable a note)")
     sing.add_argument("text")
@@ -442,6 +445,7 @@ def build_parser() -> argparse.ArgumentParser:
     sing.add_argument("-o", "--output", required=True, type=output_path, help="output WAV file (48 kHz mono)")
     sing.add_argument("--preset", help="a preset whose decoder slot names the speech decoder (default: the shipped one)")
     sing.add_argument("--format", choices=AUDIO_FORMATS, default="float32", help=FORMAT_HELP)
+    sing.add_argument("--quiet", action="store_true", help="no progress bar")
     sing.set_defaults(run=_sing)
 
     latent = commands.add_parser("latent", help="plot the timbre space: training notes and instruments, by family")

@@ -109,22 +109,23 @@ class Speaker:
         return features
 
     def render(self, features: dict, harmonics_db: float = 0.0, noise_db: float = 0.0,
-               gate_db: float = -80.0, runtime=None) -> np.ndarray:
+               gate_db: float = -80.0, runtime=None, progress: bool = False) -> np.ndarray:
         """float32 audio (at sample_rate) of frames {mel, f0_hz, voiced, loudness_db} through the
-        speech decoder (or `runtime`)."""
+        speech decoder (or `runtime`); progress: a bar over the frames on stderr."""
         from synth.transfer import render_frames
 
         f0 = _hold_voiced(features["f0_hz"], features["voiced"])
         loud = features["loudness_db"]
         return render_frames(runtime or self.runtime, f0, loud, loud >= gate_db, harmonics_db, noise_db,
-                             mel=features["mel"])
+                             mel=features["mel"], progress=progress)
 
     def say(self, text: str, rate: float = 1.0, pitch_semitones: float = 0.0, harmonics_db: float = 0.0,
-            noise_db: float = 0.0) -> np.ndarray:
-        """Speech of `text`, float32 [samples] at sample_rate (48 kHz)."""
-        return self.render(self.frames(text, rate, pitch_semitones), harmonics_db, noise_db)
+            noise_db: float = 0.0, progress: bool = False) -> np.ndarray:
+        """Speech of `text`, float32 [samples] at sample_rate (48 kHz); progress as for render."""
+        return self.render(self.frames(text, rate, pitch_semitones), harmonics_db, noise_db, progress=progress)
 
-    def sing(self, text: str, notes: list[SungNote], harmonics_db: float = 0.0, noise_db: float = 0.0) -> np.ndarray:
+    def sing(self, text: str, notes: list[SungNote], harmonics_db: float = 0.0, noise_db: float = 0.0,
+             progress: bool = False) -> np.ndarray:
         """`text` sung on `notes` (one syllable a note, in order), float32 at sample_rate; the
         audio starts at time 0 of the notes and ends with the last."""
         import torch
@@ -181,7 +182,7 @@ class Speaker:
             f0[start:stop] = midi_to_hz(note.note) * 2.0 ** (depth * np.sin(2 * np.pi * VIBRATO_HZ * t) / 1200.0)
             loud[start:stop] = sung["loudness_db"][source] + 20.0 * math.log10(note.velocity / 100.0)
         features = {"mel": mel, "f0_hz": _hold_voiced(f0, f0 > 0), "voiced": f0 > 0, "loudness_db": loud}
-        return self.render(features, harmonics_db, noise_db, runtime=self.singing_runtime)
+        return self.render(features, harmonics_db, noise_db, runtime=self.singing_runtime, progress=progress)
 
     def _frame(self, seconds: float) -> int:
         """The frame index nearest a time in seconds."""
@@ -237,25 +238,27 @@ def _voice_from_preset(preset, tts, decoder, singing_decoder=None):
 
 
 def sing_file(text: str, melody, out_wav, tts=DEFAULT_TTS, decoder=DEFAULT_SPEECH_DECODER,
-              singing_decoder=DEFAULT_SINGING_DECODER, preset=None, fmt: str = "float32") -> tuple[Path, float]:
-    """`synth sing`: `text` sung on the notes of the MIDI file `melody`, to a mono WAV (atomically).
-    Returns (path, seconds)."""
+              singing_decoder=DEFAULT_SINGING_DECODER, preset=None, fmt: str = "float32",
+              progress: bool = False) -> tuple[Path, float]:
+    """`synth sing`: `text` sung on the notes of the MIDI file `melody`, to a mono WAV (atomically);
+    progress: a bar over the decoder's frames. Returns (path, seconds)."""
     from synth.io.audiofile import write_wav
 
     tts, decoder, singing_decoder, harmonics_db, noise_db = _voice_from_preset(preset, tts, decoder, singing_decoder)
-    audio = Speaker(tts, decoder, singing_decoder).sing(text, read_melody(melody), harmonics_db, noise_db)
+    audio = Speaker(tts, decoder, singing_decoder).sing(text, read_melody(melody), harmonics_db, noise_db, progress)
     path = write_wav(out_wav, audio[:, None], 48000, fmt)
     return path, audio.size / 48000
 
 
 def speak_file(text: str, out_wav, tts=DEFAULT_TTS, decoder=DEFAULT_SPEECH_DECODER, rate: float = 1.0,
-               pitch_semitones: float = 0.0, preset=None, fmt: str = "float32") -> tuple[Path, float]:
+               pitch_semitones: float = 0.0, preset=None, fmt: str = "float32",
+               progress: bool = False) -> tuple[Path, float]:
     """`synth say`: write the speech of `text` to a mono WAV (atomically); preset: a preset with a
     `voice` slot, or a decoder slot naming a speech decoder (its harmonics_db / noise_db are used).
-    Returns (path, seconds)."""
+    progress: a bar over the decoder's frames. Returns (path, seconds)."""
     from synth.io.audiofile import write_wav
 
     tts, decoder, _, harmonics_db, noise_db = _voice_from_preset(preset, tts, decoder)
-    audio = Speaker(tts, decoder).say(text, rate, pitch_semitones, harmonics_db, noise_db)
+    audio = Speaker(tts, decoder).say(text, rate, pitch_semitones, harmonics_db, noise_db, progress)
     path = write_wav(out_wav, audio[:, None], 48000, fmt)
     return path, audio.size / 48000

@@ -28,10 +28,12 @@ a new note does in the instrument.
 from __future__ import annotations
 
 import math
+import sys
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from synth.dsp.decoder_runtime import DecoderRuntime, load_runtime, model_paths
 from synth.dsp.decoder_synth import DecoderSynth
@@ -47,7 +49,7 @@ _PYIN_MARGIN = 2.0 ** (1.0 / 12.0)  # the search range is the model's f0 range w
 
 def render_frames(runtime: DecoderRuntime, f0_hz: np.ndarray, loudness_db_: np.ndarray,
                   active: np.ndarray | None = None, harmonics_db: float = 0.0, noise_db: float = 0.0,
-                  seed: int = 0, mel: np.ndarray | None = None) -> np.ndarray:
+                  seed: int = 0, mel: np.ndarray | None = None, progress: bool = False) -> np.ndarray:
     """Audio of voice 0 of `runtime` driven by per-frame features, with the noise delay removed.
 
     f0_hz, loudness_db_: float [F] (Hz, dB), frame k being the value at sample (k+1)*hop (the
@@ -56,6 +58,7 @@ def render_frames(runtime: DecoderRuntime, f0_hz: np.ndarray, loudness_db_: np.n
     noise_db: gains (dB) of the two parts; seed: the white noise's seed. The runtime must have
     at least one voice; its voice 0 is reset first and keeps its latent (set_voice_instrument).
     mel: float [F, mel_bands] log-mel frames, required by a model with mel_bands > 0 (speech).
+    progress: a tqdm bar over the frames on stderr (the decoder's run, then the synthesis).
     Returns float32 [F * hop]: sample t holds the harmonics following frame k at t = (k+1)*hop,
     and the noise of those frames advanced by noise_bands - 1 samples; the noise of the last
     such samples comes from holding the last frame.
@@ -85,7 +88,10 @@ def render_frames(runtime: DecoderRuntime, f0_hz: np.ndarray, loudness_db_: np.n
                              f"{None if mel is None else np.shape(mel)}")
         mel_all = np.asarray(mel, dtype=np.float32)[held]
     runtime.reset()
+    bar = tqdm(total=2 * total, desc="decoder", unit="frame", disable=not progress, leave=False)
     amplitude, harmonics, noise = runtime.run_sequence(f0_all, loud_all, active_all, mel_all)
+    bar.update(total)  # the network runs over all frames at once
+    bar.set_description_str("synthesis")
     f0_v, on_v = np.zeros(1, np.float32), np.zeros(1, dtype=bool)
     synth = DecoderSynth(runtime, seed)
     harmonic_gain, noise_gain = 10.0 ** (harmonics_db / 20.0), 10.0 ** (noise_db / 20.0)
@@ -100,6 +106,9 @@ def render_frames(runtime: DecoderRuntime, f0_hz: np.ndarray, loudness_db_: np.n
         block = slice(k * hop, (k + 1) * hop)
         synth.render_frame(harmonic_out[block], noise_out[block], f0_v, on_v, harmonic_gain, noise_gain,
                            (amplitude[k:k + 1], harmonics[k:k + 1], noise[k:k + 1]))
+        if k % 256 == 255:
+            bar.update(256)
+    bar.close()
     return harmonic_out[:frames * hop] + noise_out[delay:delay + frames * hop]
 
 
@@ -139,8 +148,9 @@ def pyin_range_hz(runtime: DecoderRuntime, pitch_shift_semitones: float) -> tupl
 def transfer_runtime(runtime: DecoderRuntime, audio: np.ndarray, sample_rate: int, instrument: str | None = None,
                      pitch_shift_semitones: float = 0.0, loudness_offset_db: float = 0.0,
                      gate_db: float = DEFAULT_GATE_DB, harmonics_db: float = 0.0, noise_db: float = 0.0,
-                     seed: int = 0) -> np.ndarray:
-    """`transfer` with a runtime already loaded (see transfer for the arguments); uses voice 0."""
+                     seed: int = 0, progress: bool = False) -> np.ndarray:
+    """`transfer` with a runtime already loaded (see transfer for the arguments); uses voice 0.
+    progress: say on stderr when pyin starts, and show a bar over the decoder's frames."""
     audio, sample_rate = _check_audio(audio, sample_rate)
     for name, value in (("pitch_shift_semitones", pitch_shift_semitones), ("loudness_offset_db", loudness_offset_db),
                         ("gate_db", gate_db), ("harmonics_db", harmonics_db), ("noise_db", noise_db)):
@@ -163,11 +173,14 @@ def transfer_runtime(runtime: DecoderRuntime, audio: np.ndarray, sample_rate: in
     frames = -(-(n_model + delay) // hop)
     padded = np.zeros(frames * hop)
     padded[:n_model] = signal
+    if progress:  # pyin is one long call (about 1 s per second of audio) with no progress of its own
+        tqdm.write(f"transfer: following the pitch of {n / sample_rate:.1f} s of audio (pyin)...", file=sys.stderr)
     f0, _ = f0_pyin(padded, model_rate, hop, *pyin_range_hz(runtime, pitch_shift_semitones))
     loud = loudness_db(padded, model_rate, hop) + np.float32(loudness_offset_db)
     floor_db = max(float(gate_db), float(runtime.config["loudness_range_db"][0]))
     shifted = f0 * np.float32(2.0 ** (pitch_shift_semitones / 12.0))
-    out = render_frames(runtime, shifted, loud, loud >= floor_db, harmonics_db, noise_db, seed)[:n_model]
+    out = render_frames(runtime, shifted, loud, loud >= floor_db, harmonics_db, noise_db, seed,
+                        progress=progress)[:n_model]
     if model_rate != sample_rate:
         out = resample_audio(out, model_rate, sample_rate)
     result = np.zeros(n, dtype=np.float32)
@@ -274,12 +287,13 @@ def live_transfer_preset(preset):
 
 def transfer_file(in_wav, preset_or_model, out_wav, instrument: str | None = None,
                   pitch_shift_semitones: float = 0.0, loudness_offset_db: float = 0.0,
-                  fmt: str = "float32") -> tuple[Path, float]:
+                  fmt: str = "float32", progress: bool = False) -> tuple[Path, float]:
     """`synth transfer IN.wav PRESET -o OUT.wav`: read an audio file (mixed to mono), transfer it
     and write a mono WAV at the input's rate (atomically). preset_or_model: a preset name or .toml
     path whose chain holds a `decoder` slot (its files.model, settings.instrument and params
     harmonics_db / noise_db are used), or a model's .json / .safetensors / stem. instrument
-    overrides the preset's. fmt: float32, pcm16 or pcm24. Returns (output path, duration in s)."""
+    overrides the preset's. fmt: an audio format of synth.io.audiofile. progress: as for
+    transfer_runtime. Returns (output path, duration in s)."""
     from synth.io.audiofile import read_audio, write_wav
 
     target = Path(str(preset_or_model))
@@ -293,12 +307,13 @@ def transfer_file(in_wav, preset_or_model, out_wav, instrument: str | None = Non
     data, sample_rate = read_audio(in_wav)
     mono = data.mean(axis=1, dtype=np.float64).astype(np.float32)
     if latent is None:
-        out = transfer(mono, sample_rate, stem, instrument or preset_instrument, pitch_shift_semitones,
-                       loudness_offset_db, harmonics_db=harmonics_db, noise_db=noise_db)
+        out = transfer_runtime(load_runtime(stem, 1), mono, sample_rate, instrument or preset_instrument,
+                               pitch_shift_semitones, loudness_offset_db, harmonics_db=harmonics_db, noise_db=noise_db,
+                               progress=progress)
     else:  # a timbre model's decoder: z instead of an instrument name
         runtime = load_runtime(stem, 1)
         runtime.latent[0] = latent
         out = transfer_runtime(runtime, mono, sample_rate, None, pitch_shift_semitones, loudness_offset_db,
-                               harmonics_db=harmonics_db, noise_db=noise_db)
+                               harmonics_db=harmonics_db, noise_db=noise_db, progress=progress)
     path = write_wav(out_wav, out[:, None], sample_rate, fmt)
     return path, out.shape[0] / sample_rate

@@ -135,6 +135,7 @@ def test_synth_say_and_sing_write_wavs(tiny, tmp_path):
                            "--rate", "1.2", "--pitch", "3", *env_args], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert soundfile.info(tmp_path / "s.wav").samplerate == SR and "wrote" in done.stdout
+    assert "decoder:" in done.stderr and "frame" in done.stderr  # the progress bar (no --quiet)
     midi = mido.MidiFile()
     track = mido.MidiTrack()
     midi.tracks.append(track)

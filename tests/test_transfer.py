@@ -166,3 +166,20 @@ def test_bad_input_names_the_problem(model_stem, tmp_path):
     (tmp_path / "osc.toml").write_text('format_version = 1\n[[chain]]\nplugin = "oscillator"\n')
     with pytest.raises(SynthError, match=r"osc\.toml: the preset has no decoder plugin in its chain \(oscillator\)"):
         transfer_file(tmp_path / "in.wav", tmp_path / "osc.toml", tmp_path / "out.wav")
+
+
+def test_synth_transfer_shows_its_progress_unless_quiet(model_stem, tmp_path, capsys):
+    """pyin is announced (it has no progress of its own) and a bar runs over the decoder's frames;
+    --quiet leaves stderr empty. The output is the same either way."""
+    from synth.cli import main
+
+    note = render_note(73, 69, 100, 0.8, sample_rate=48000, release_s=0.2)
+    soundfile.write(tmp_path / "in.wav", note, 48000, subtype="FLOAT")
+    model = str(model_stem.with_suffix(".json"))
+    assert main(["transfer", str(tmp_path / "in.wav"), model, "-o", str(tmp_path / "a.wav")]) == 0
+    err = capsys.readouterr().err
+    assert "transfer: following the pitch of 1.0 s of audio (pyin)..." in err
+    assert "decoder:" in err and "synthesis:" in err and "frame" in err
+    assert main(["transfer", str(tmp_path / "in.wav"), model, "-o", str(tmp_path / "b.wav"), "--quiet"]) == 0
+    assert capsys.readouterr().err == ""
+    assert np.array_equal(soundfile.read(tmp_path / "a.wav")[0], soundfile.read(tmp_path / "b.wav")[0])
