@@ -178,3 +178,19 @@ def test_a_burst_of_records_spreads_over_blocks_in_order(warm_pad_plane):
     assert blocks > 1 and state.counter("deferred_blocks") == blocks - 1
     assert applied == sent
     assert state.param_values[control.flat_param("osc", "cutoff_hz")] == sent[-1]
+
+
+def test_a_callback_that_starts_past_its_intake_deadline_still_takes_a_chunk(warm_pad_plane):
+    """Records are read a chunk at a time, the deadline checked between chunks: a callback that
+    starts late (a stall, a slow CPU) still takes the first chunk, so a flood never starves it.
+    Reading 4096 records at once used to cost a slow CPU the whole intake budget before the first."""
+    from synth.plane.audio_process import RECORDS_PER_CHUNK
+
+    state, _, plane, control = warm_pad_plane
+    for value in range(100):
+        assert state.event_ring.push(control.encode(ParamChange(IMMEDIATE, "osc", "cutoff_hz", 100.0 + value)))
+    deferred = state.counter("deferred_blocks")
+    taken = plane.take_records(plane.engine, deadline_s=0.0)  # the deadline long gone
+    assert taken == RECORDS_PER_CHUNK and state.counter("deferred_blocks") == deferred + 1
+    state.event_ring.consume(taken)
+    assert plane.take_records(plane.engine, deadline_s=float("inf")) == 100 - RECORDS_PER_CHUNK

@@ -37,6 +37,11 @@ from synth.plane.records import LYRIC, PRESET_LOAD, UTTERANCE, EventCodec
 from synth.plane.shared import COUNTER, GAUGE, SCHEDULING, Layout, SharedState
 
 MAX_RECORDS_PER_BLOCK = 4096  # the rest waits in the ring for the next block
+# Records are read from the ring this many at a time, the intake budget checked between chunks: a
+# chunk costs microseconds, where reading 4096 at once (a tuple each) can cost a slow CPU a
+# millisecond before the first is applied. The first chunk is always taken, so a flood cannot
+# starve the intake however late a callback starts.
+RECORDS_PER_CHUNK = 32
 # The share of a block's period (1 = the whole period) one callback may spend taking records from
 # the event ring; applying them costs one to two times as much again. A burst (the control plane
 # catching up after the machine held it back, or a TCP read of many frames) then spreads over the
@@ -116,28 +121,37 @@ class AudioPlane:
         if self.pending is not None:
             engine = self._swap()
         shared.write_anchor(engine.sample_time, time.time())
-        ring = shared.event_ring
-        records = ring.peek(MAX_RECORDS_PER_BLOCK)
-        taken = 0
-        generation, failed = self.codec.generation, shared.counter("failed_generation")
         deadline_s = started_s + EVENT_INTAKE_BUDGET * len(out) / engine.sample_rate
-        for record in records:
-            if time.perf_counter() > deadline_s:
-                shared.counters[COUNTER["deferred_blocks"]] += 1
-                break
-            if record[2] != generation:
-                if record[2] == failed:  # its chain could not be built: drop it (counted)
-                    self._drop(record)
-                    taken += 1
-                    continue
-                break  # for a chain still being built: it waits in the ring
-            engine.schedule(self.codec.decode(record))
-            taken += 1
-        ring.consume(taken)
+        shared.event_ring.consume(self.take_records(engine, deadline_s))
         engine.process(out, live_input)
         if self.applied.params_changed:
             self.publish_params()
         self._publish()
+
+    def take_records(self, engine: Engine, deadline_s: float) -> int:
+        """Schedule records from the event ring, chunk by chunk, until it is empty, the intake's
+        deadline (perf_counter s) has passed (the block is counted as deferred), or a record is for
+        a chain still being built (it waits); returns how many were taken."""
+        shared, ring = self.shared, self.shared.event_ring
+        generation, failed = self.codec.generation, shared.counter("failed_generation")
+        taken = 0
+        while taken < MAX_RECORDS_PER_BLOCK:
+            records = ring.peek(RECORDS_PER_CHUNK, skip=taken)
+            for record in records:
+                if record[2] != generation:
+                    if record[2] != failed:
+                        return taken  # for a chain still being built: it waits in the ring
+                    self._drop(record)  # its chain could not be built: dropped (counted)
+                else:
+                    engine.schedule(self.codec.decode(record))
+                taken += 1
+            if len(records) < RECORDS_PER_CHUNK:
+                return taken
+            if time.perf_counter() > deadline_s:
+                if len(ring) > taken:
+                    shared.counters[COUNTER["deferred_blocks"]] += 1
+                return taken
+        return taken
 
     def _drop(self, record) -> None:
         if record[0] in (UTTERANCE, LYRIC):

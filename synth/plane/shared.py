@@ -93,9 +93,10 @@ class Ring:
         self.index[0] = head + 1
         return True
 
-    def peek(self, limit: int) -> list[Record]:
-        """Consumer: up to `limit` of the oldest unread records (as tuples), without taking them."""
-        head, tail = int(self.index[0]), int(self.index[1])
+    def peek(self, limit: int, skip: int = 0) -> list[Record]:
+        """Consumer: up to `limit` of the oldest unread records (as tuples), after the first `skip`
+        of them, without taking them."""
+        head, tail = int(self.index[0]), int(self.index[1]) + skip
         count = min(head - tail, limit)
         if count <= 0:
             return []
