@@ -194,3 +194,34 @@ def test_a_callback_that_starts_past_its_intake_deadline_still_takes_a_chunk(war
     assert taken == RECORDS_PER_CHUNK and state.counter("deferred_blocks") == deferred + 1
     state.event_ring.consume(taken)
     assert plane.take_records(plane.engine, deadline_s=float("inf")) == 100 - RECORDS_PER_CHUNK
+
+
+def test_a_loaded_chain_waits_for_the_records_sent_before_it(warm_pad_plane):
+    """A burst for the playing chain that the intake budget spreads over blocks is applied to that
+    chain before a preset load swaps the next one in; the next chain's records then follow. (A
+    swap that came first used to strand the old chain's records at the head of the ring, and every
+    later record behind them, for good.)"""
+    from synth.plane.audio_process import RECORDS_PER_CHUNK
+
+    state, _, plane, control = warm_pad_plane
+    preset = load_preset("pluck-lead")
+    loaded = preset.build_engine(48000, 256)
+    loaded.prepare()
+    loaded_codec = EventCodec(loaded, 1, plane.views)
+    old_values = [100.0 + i for i in range(3 * RECORDS_PER_CHUNK)]
+    for value in old_values:  # for generation 0, the chain playing
+        assert state.event_ring.push(control.encode(ParamChange(IMMEDIATE, "osc", "cutoff_hz", value)))
+    assert state.event_ring.push(EventCodec(preset.build_engine(48000, 256), 1).encode(
+        ParamChange(IMMEDIATE, "osc", "cutoff_hz", 5000.0)))
+    out = np.zeros((256, 2), np.float32)
+    plane.take_records(plane.engine, deadline_s=0.0)  # the budget spent: one chunk taken...
+    state.event_ring.consume(RECORDS_PER_CHUNK)
+    plane.pending = (loaded, loaded_codec)  # ...and then the load is ready
+    blocks = 0
+    while len(state.event_ring) and blocks < 10:
+        plane.render(out, None)
+        blocks += 1
+    assert not len(state.event_ring) and plane.engine is loaded
+    assert plane.retired.slot("osc").plugin.params["cutoff_hz"].target == old_values[-1]
+    assert loaded.slot("osc").plugin.params["cutoff_hz"].target == 5000.0
+    assert state.counter("dropped_events") == 0

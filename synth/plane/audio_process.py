@@ -12,7 +12,9 @@
 4. close the stream, publish the last counters, and exit (the control plane joins us).
 
 The callback (`AudioPlane.render`) drains the event ring into the engine's scheduler (records of
-a newer chain generation wait in the ring until that chain is swapped in), renders the block, and
+a newer chain generation wait in the ring until that chain is swapped in, and a loaded chain is
+swapped in only once the records sent before it have been applied to the one it replaces), renders
+the block, and
 publishes counters, the clock anchor and parameter values into shared memory. Payload handles
 the engine no longer needs are marked released there.
 """
@@ -118,7 +120,7 @@ class AudioPlane:
         """The stream callback's body."""
         started_s = time.perf_counter()
         shared, engine = self.shared, self.engine
-        if self.pending is not None:
+        if self.pending is not None and not self._current_records_waiting():
             engine = self._swap()
         shared.write_anchor(engine.sample_time, time.time())
         deadline_s = started_s + EVENT_INTAKE_BUDGET * len(out) / engine.sample_rate
@@ -127,6 +129,12 @@ class AudioPlane:
         if self.applied.params_changed:
             self.publish_params()
         self._publish()
+
+    def _current_records_waiting(self) -> bool:
+        """Whether the ring's oldest record is for the chain playing now (a burst the intake budget
+        spread over blocks): a loaded chain waits for those, sent before the load, to be applied."""
+        head = self.shared.event_ring.peek(1)
+        return bool(head) and head[0][2] == self.codec.generation
 
     def take_records(self, engine: Engine, deadline_s: float) -> int:
         """Schedule records from the event ring, chunk by chunk, until it is empty, the intake's
@@ -139,9 +147,9 @@ class AudioPlane:
             records = ring.peek(RECORDS_PER_CHUNK, skip=taken)
             for record in records:
                 if record[2] != generation:
-                    if record[2] != failed:
+                    if record[2] > generation and record[2] != failed:
                         return taken  # for a chain still being built: it waits in the ring
-                    self._drop(record)  # its chain could not be built: dropped (counted)
+                    self._drop(record)  # its chain could not be built, or was replaced: dropped (counted)
                 else:
                     engine.schedule(self.codec.decode(record))
                 taken += 1
