@@ -107,7 +107,7 @@ FLAGS = [(["render", "warm-pad", "s.jsonl", "-o", "x.wav"], flag) for flag in
         [(["resynth", "a.partials.npz", "-o", "x.wav"], flag) for flag in ("--stretch", "--transpose", "--tilt", "--morph")]
 
 
-@examples(300)
+@examples(150)
 @given(where=st.sampled_from(FLAGS), text=NUMBER_TEXT.filter(lambda t: not t.startswith("-")))
 def test_the_command_line_takes_a_number_or_exits_2_with_the_flag_named(where, text):
     """argparse itself (a value that starts with '-' reads as a flag: left out here)."""
@@ -298,7 +298,7 @@ def test_a_midi_score_loads_or_is_refused_in_a_sentence(data, engine, folder):
         assert all(0 <= event.time_samples <= 86400 * 48000 for event in events)
 
 
-@examples(25)
+@examples(15)
 @given(lines=st.lists(LINE, min_size=1, max_size=4))
 def test_synth_render_of_any_score_writes_a_whole_file_or_nothing(lines, folder):
     """The whole command: exit 0 with the WAV, or exit 2 with nothing in the folder."""
@@ -387,7 +387,7 @@ def mutated_arrays(draw, arrays):
     return out
 
 
-@examples(300)
+@examples(200)
 @given(data=st.data())
 def test_an_analysis_file_loads_or_is_refused_in_a_sentence(data, analysis_arrays, folder):
     path = folder / "fuzzed.partials.npz"
