@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import time
 import tracemalloc
 
@@ -204,3 +205,21 @@ def harmonic_analysis(seconds=1.0, harmonics=12, f0_hz=220.0, decay_s=None, inha
     edges = np.array([0, 1000, 4000, 24000], dtype=np.float32)
     return Partials(sample_rate, hop, (frames - 1) * hop, freq, amp, None, np.full(frames, f0_hz, np.float32),
                     harmonic, edges, np.full((frames, 3), -120, np.float32))
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    """A decoder data set of four TimGM6mb notes (violin and flute, two pitches), half held out."""
+    from models.data import build_dataset  # deferred: it imports torch
+
+    folder = tmp_path_factory.mktemp("data")
+    build_dataset(folder, instruments=["violin", "flute"], soundfont="timgm6mb", pitches=[69, 76], velocities=(100,),
+                  seconds=1.0, release_s=0.2, test_fraction=0.5, progress=False)
+    return folder
+
+
+def as_in_a_terminal() -> None:
+    """A Popen preexec_fn: SIGINT back to its default in the child, as a program started from a
+    terminal has it (a test run from a non-interactive shell's background job inherits SIGINT
+    ignored, and Python then never raises KeyboardInterrupt on Ctrl-C)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

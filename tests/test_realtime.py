@@ -18,7 +18,7 @@ from synth.presets import load_preset
 from synth.render import render_array
 
 
-from conftest import JACK_PERIOD as PERIOD, JACK_RATE as SAMPLE_RATE, realtime_trials
+from conftest import JACK_PERIOD as PERIOD, JACK_RATE as SAMPLE_RATE, as_in_a_terminal, realtime_trials
 
 
 def chord_events(seconds: float, voices: int = 32) -> list:
@@ -114,7 +114,7 @@ def test_duplex_stream_with_live_input(jack):
 
 def _synth(*args, **kwargs):
     return subprocess.Popen([sys.executable, "-m", "synth", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, **kwargs)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=as_in_a_terminal, **kwargs)
 
 
 def _started(process) -> None:

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import soundfile
 
+from conftest import as_in_a_terminal
 from synth.cli import main
 from synth.io.audiofile import read_audio
 from synth.presets import load_preset
@@ -111,7 +112,8 @@ def test_interrupted_render_leaves_no_file(tmp_path, sig, code, word):
     score = write_jsonl(tmp_path / "long.jsonl", notes)
     out = tmp_path / "long.wav"
     process = subprocess.Popen([sys.executable, "-m", "synth", "render", "warm-pad", str(score), "-o", str(out),
-                                "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=as_in_a_terminal)
     deadline = time.monotonic() + 60
     while not list(tmp_path.glob(".long.wav.*.partial")):
         assert process.poll() is None and time.monotonic() < deadline, process.communicate()

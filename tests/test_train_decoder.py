@@ -4,19 +4,10 @@ import json
 
 import pytest
 
-from models.data import build_dataset
 from models.model_files import load_model
 from models.train_decoder import TrainSettings, train_decoder
 from synth.dsp.decoder_runtime import load_runtime
 from synth.errors import SynthError
-
-
-@pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("data")
-    build_dataset(folder, instruments=["violin", "flute"], soundfont="timgm6mb", pitches=[69, 76], velocities=(100,),
-                  seconds=1.0, release_s=0.2, test_fraction=0.5, progress=False)
-    return folder
 
 
 SMALL = dict(batch_size=2, excerpt_frames=32, hidden=32, harmonics=16, noise_bands=17, latent_dims=2,

@@ -11,21 +11,12 @@ import pytest
 import torch
 from torch import nn
 
-from models.data import build_dataset
 from models.train_decoder import TrainSettings, train_decoder
 from models.train_text_to_mel import TtsTrainSettings, train_text_to_mel
 from models.train_vae import VaeTrainSettings, train_vae
 from models.training import TrainingSettings, deferred_interrupts, save_checkpoint, training_loop
 from synth.cli import main
 from synth.errors import SynthError
-
-
-@pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("data")
-    build_dataset(folder, instruments=["violin", "flute"], soundfont="timgm6mb", pitches=[69, 76], velocities=(100,),
-                  seconds=1.0, release_s=0.2, test_fraction=0.5, progress=False)
-    return folder
 
 
 SMALL_DECODER = ["--batch-size", "2", "--excerpt-frames", "32", "--hidden", "32", "--latent-dims", "2",
