@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import time
-import warnings
 from pathlib import Path
 
 from synth.dsp.analysis import analyze
 from synth.dsp.partials import save_partials
-from synth.errors import SynthError, SynthWarning
+from synth.errors import SynthError
 from synth.io.audiofile import read_audio
 
 ANALYSIS_SUFFIX = ".partials.npz"
@@ -24,21 +23,15 @@ def analyze_file(in_path: str | Path, out_path: str | Path, *, harmonic: bool = 
     mono = audio.mean(axis=1)
     started = time.perf_counter()
     options = {key: value for key, value in (("hop_samples", hop_samples), ("max_tracks", max_tracks)) if value is not None}
-    with warnings.catch_warnings(record=True) as caught:  # the analyser's warnings, given again naming the file
-        warnings.simplefilter("always")
-        try:
-            partials = analyze(mono, sample_rate, harmonic=harmonic, progress=progress, **options)
-        except SynthError as error:
-            raise SynthError(f"{in_path}: {error}") from None
-    for warning in caught:
-        if issubclass(warning.category, SynthWarning):
-            warnings.warn(f"{in_path}: {warning.message}", SynthWarning, stacklevel=2)
-        else:
-            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+    try:
+        partials = analyze(mono, sample_rate, harmonic=harmonic, progress=progress, where=str(in_path), **options)
+    except SynthError as error:
+        raise SynthError(f"{in_path}: {error}") from None
     took_s = time.perf_counter() - started
     save_partials(partials, out_path)
     lines = [f"analysed {len(mono) / sample_rate:.2f} s at {sample_rate} Hz in {took_s:.2f} s: {partials.frames} frames "
-             f"(hop {partials.hop_samples} samples), {partials.sounding_tracks} tracks" + (" (harmonic)" if partials.harmonic else ""),
+             f"(hop {partials.hop_samples} samples), {partials.sounding_tracks} tracks"
+             + (" (harmonic)" if partials.harmonic else ""),
              f"wrote {out_path}"]
     if plot is not None:
         from synth.plotting import plot_partials

@@ -157,8 +157,7 @@ def _train_decoder(args: argparse.Namespace) -> int:
         build_dataset(data, soundfont=args.soundfont, progress=not args.quiet, **options)
     settings = TrainSettings(steps=args.steps, batch_size=args.batch_size, excerpt_frames=args.excerpt_frames,
                              learning_rate=args.learning_rate, latent_dims=args.latent_dims, hidden=args.hidden,
-                             device=args.device, threads=args.threads, seed=args.seed,
-                             checkpoint_every=args.checkpoint_every or TrainSettings.checkpoint_every)
+                             **_training_settings(args))
     summary = train_decoder(data, args.output, settings, resume=args.resume, progress=not args.quiet)
     print(f"trained {summary['steps']} steps in {summary['seconds']:.0f} s: train loss {summary['train_loss']:.3f}, "
           f"held-out loss {summary['held_out_loss']:.3f}")
@@ -171,8 +170,7 @@ def _train_vae(args: argparse.Namespace) -> int:
 
     settings = VaeTrainSettings(steps=args.steps, batch_size=args.batch_size, learning_rate=args.learning_rate,
                                 beta=args.beta, warmup_steps=args.warmup_steps, free_bits=args.free_bits,
-                                device=args.device, threads=args.threads, seed=args.seed,
-                                checkpoint_every=args.checkpoint_every or VaeTrainSettings.checkpoint_every)
+                                **_training_settings(args))
     summary = train_vae(args.data, Path(args.decoder).with_suffix(""), args.output, settings, resume=args.resume,
                         progress=not args.quiet)
     print(f"trained {summary['steps']} steps in {summary['seconds']:.0f} s: held-out STFT loss "
@@ -186,9 +184,7 @@ def _train_text_to_mel(args: argparse.Namespace) -> int:
     from models.train_text_to_mel import TtsTrainSettings, train_text_to_mel
 
     settings = TtsTrainSettings(steps=args.steps, align_steps=args.align_steps, batch_size=args.batch_size,
-                                learning_rate=args.learning_rate, token_mode=args.tokens, device=args.device,
-                                threads=args.threads, seed=args.seed,
-                                checkpoint_every=args.checkpoint_every or TtsTrainSettings.checkpoint_every)
+                                learning_rate=args.learning_rate, token_mode=args.tokens, **_training_settings(args))
     summary = train_text_to_mel(args.corpus, args.output, settings, resume=args.resume, progress=not args.quiet)
     held = summary["held_out"]
     print(f"trained {summary['steps']} steps in {summary['seconds']:.0f} s on {summary['train_utterances']} "
@@ -248,6 +244,13 @@ def _transfer(args: argparse.Namespace) -> int:
                                   fmt=args.format, progress=not args.quiet)
     print(f"wrote {seconds:.2f} s to {path}")
     return 0
+
+
+def _training_settings(args: argparse.Namespace) -> dict:
+    """The settings every trainer takes from `_training_options` (--checkpoint-every only when
+    given: each trainer has its own default)."""
+    given = {"checkpoint_every": args.checkpoint_every} if args.checkpoint_every else {}
+    return {"device": args.device, "threads": args.threads, "seed": args.seed, **given}
 
 
 def _training_options(parser: argparse.ArgumentParser) -> None:
@@ -512,6 +515,7 @@ def main(argv: list[str] | None = None) -> int:
         except Terminated:
             print("synth: terminated; no partial output was left behind", file=sys.stderr)
             return 143
+
 
 if __name__ == "__main__":
     sys.exit(main())

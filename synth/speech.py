@@ -141,7 +141,8 @@ class Speaker:
             raise SynthError(f"no syllable to sing in {text!r}")
         notes = sorted(notes, key=lambda n: n.start_s)
         if len(groups) != len(notes):
-            warnings.warn(f"{len(groups)} syllable{'s' * (len(groups) != 1)} for {len(notes)} note{'s' * (len(notes) != 1)}: "
+            warnings.warn(f"{len(groups)} syllable{'s' * (len(groups) != 1)} for "
+                          f"{len(notes)} note{'s' * (len(notes) != 1)}: "
                           + ("the last notes repeat the last syllable" if len(notes) > len(groups)
                              else "the syllables beyond the last note are left out"), SynthWarning, stacklevel=2)
         groups = groups[:len(notes)]

@@ -88,27 +88,26 @@ def render_frames(runtime: DecoderRuntime, f0_hz: np.ndarray, loudness_db_: np.n
                              f"{None if mel is None else np.shape(mel)}")
         mel_all = np.asarray(mel, dtype=np.float32)[held]
     runtime.reset()
-    bar = tqdm(total=2 * total, desc="decoder", unit="frame", disable=not progress, leave=False)
-    amplitude, harmonics, noise = runtime.run_sequence(f0_all, loud_all, active_all, mel_all)
-    bar.update(total)  # the network runs over all frames at once
-    bar.set_description_str("synthesis")
-    f0_v, on_v = np.zeros(1, np.float32), np.zeros(1, dtype=bool)
-    synth = DecoderSynth(runtime, seed)
-    harmonic_gain, noise_gain = 10.0 ** (harmonics_db / 20.0), 10.0 ** (noise_db / 20.0)
-    harmonic_out = np.zeros(total * hop, np.float32)
-    noise_out = np.zeros(total * hop, np.float32)
-    was_on = False
-    for k in range(total):
-        f0_v[0], on_v[0] = f0_all[k], active_all[k]
-        if on_v[0] and not was_on:
-            synth.restart_voice(0)
-        was_on = bool(on_v[0])
-        block = slice(k * hop, (k + 1) * hop)
-        synth.render_frame(harmonic_out[block], noise_out[block], f0_v, on_v, harmonic_gain, noise_gain,
-                           (amplitude[k:k + 1], harmonics[k:k + 1], noise[k:k + 1]))
-        if k % 256 == 255:
-            bar.update(256)
-    bar.close()
+    with tqdm(total=2 * total, desc="decoder", unit="frame", disable=not progress, leave=False) as bar:
+        amplitude, harmonics, noise = runtime.run_sequence(f0_all, loud_all, active_all, mel_all)
+        bar.update(total)  # the network runs over all frames at once
+        bar.set_description_str("synthesis")
+        f0_v, on_v = np.zeros(1, np.float32), np.zeros(1, dtype=bool)
+        synth = DecoderSynth(runtime, seed)
+        harmonic_gain, noise_gain = 10.0 ** (harmonics_db / 20.0), 10.0 ** (noise_db / 20.0)
+        harmonic_out = np.zeros(total * hop, np.float32)
+        noise_out = np.zeros(total * hop, np.float32)
+        was_on = False
+        for k in range(total):
+            f0_v[0], on_v[0] = f0_all[k], active_all[k]
+            if on_v[0] and not was_on:
+                synth.restart_voice(0)
+            was_on = bool(on_v[0])
+            block = slice(k * hop, (k + 1) * hop)
+            synth.render_frame(harmonic_out[block], noise_out[block], f0_v, on_v, harmonic_gain, noise_gain,
+                               (amplitude[k:k + 1], harmonics[k:k + 1], noise[k:k + 1]))
+            if k % 256 == 255 or k == total - 1:
+                bar.update(k % 256 + 1)
     return harmonic_out[:frames * hop] + noise_out[delay:delay + frames * hop]
 
 

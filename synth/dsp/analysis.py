@@ -477,7 +477,7 @@ def analyze(audio: np.ndarray, sample_rate: int, *, hop_samples: int | None = No
             max_deviation_cents: float = 100.0, max_sleep_frames: int = 2, min_track_frames: int = 2,
             fmin_hz: float = 40.0, fmax_hz: float = 2100.0, harmonic_tolerance: float = 0.3,
             refine_passes: int = 1, noise_bands: int = 28, keep_phases: bool = True, track_f0: bool = True,
-            progress: bool = False) -> Partials:
+            progress: bool = False, where: str | None = None) -> Partials:
     """Sinusoidal analysis of mono audio (float [n_samples], full scale 1.0) at sample_rate (Hz).
 
     hop_samples: frame spacing (default sample_rate / 375: 128 at 48 kHz). harmonic: column k - 1 is
@@ -491,7 +491,8 @@ def analyze(audio: np.ndarray, sample_rate: int, *, hop_samples: int | None = No
     within this fraction of f0 of its prediction. refine_passes: times the residual's sinusoid at each
     track is added back to the track (analysis by synthesis; each pass costs one resynthesis).
     noise_bands: residual bands (mel-spaced). keep_phases: store phase_rad. track_f0: estimate f0_hz
-    (always done in harmonic mode). progress: tqdm bars on stderr.
+    (always done in harmonic mode). progress: tqdm bars on stderr. where: what a warning names
+    (the sound's file; default none).
     Returns Partials (see synth.dsp.partials for units and shapes).
     """
     audio = np.asarray(audio)
@@ -521,8 +522,9 @@ def analyze(audio: np.ndarray, sample_rate: int, *, hop_samples: int | None = No
         window_samples = int(seconds * sample_rate)
     window_samples = _positive_int("window_samples", window_samples, 16, 1 << 20) | 1
     if n_samples < window_samples:
-        warnings.warn(f"the sound lasts {n_samples} sample{'s' * (n_samples != 1)} ({1000 * n_samples / sample_rate:.2f} ms), shorter than one "
-                      f"analysis window ({window_samples} samples, {1000 * window_samples / sample_rate:.1f} ms): "
+        warnings.warn(f"{where + ': ' if where else ''}the sound lasts {n_samples} sample{'s' * (n_samples != 1)} "
+                      f"({1000 * n_samples / sample_rate:.2f} ms), shorter than one analysis window "
+                      f"({window_samples} samples, {1000 * window_samples / sample_rate:.1f} ms): "
                       "its tracks are the window's, not the sound's", SynthWarning, stacklevel=2)
     stft = _Stft(audio, hop, window_samples, zero_pad, frames)
     peaks = _stft_peaks(stft, sample_rate, min_db, relative_db, fmin_hz / 2 if harmonic else 0.0,
