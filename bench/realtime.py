@@ -65,7 +65,7 @@ def live_trial(device: int, voices: int, block: int, seconds: float) -> tuple[Ho
         host.start(events)
         time.sleep(seconds)
         host.stop()
-    unexplained = len(probe.unexplained(host.underflow_times()))
+    unexplained = len(probe.unexplained(host.underflow_times(), block_period_s=host.block_period_s))
     return host.status(), len(probe.stalls), unexplained
 
 
@@ -136,7 +136,7 @@ def say_during_chord(block: int) -> None:
             sender.close()
         status = host.status()
         host.stop()
-    unexplained = len(probe.unexplained(host.underflow_times()))
+    unexplained = len(probe.unexplained(host.underflow_times(), block_period_s=host.block_period_s))
     spoken_s = host.chain.slot("voice").plugin.render_speech(SPEECH).size / SAMPLE_RATE
     print(f"/say of {spoken_s:.1f} s of speech during a 32-note chord, {block}-frame blocks: rendered in "
           f"{rendered_s:.2f} s on the control plane; voices {status.voices}; underflows {status.underflows} "

@@ -11,7 +11,7 @@ import pytest
 
 from synth.dsp.partials import Partials
 from synth.errors import SynthError
-from synth.io.stall_probe import StallProbe
+from synth.io.stall_probe import LOST_WINDOW_BLOCKS, StallProbe
 
 from synth.engine import Engine, Slot
 from synth.params import float_param
@@ -160,26 +160,30 @@ REALTIME_TRIES = 3
 def realtime_trials(trial, tries: int = REALTIME_TRIES):
     """Judge a realtime run: `trial()` plays a stream and returns (its underflow times, anything
     the test checks next); it runs inside a StallProbe. A trial with no underflow that a machine
-    stall leaves unexplained passes, and its result is returned. One with such underflows counts
+    stall (or the machine's small delays adding up, see synth.io.stall_probe) leaves unexplained passes, and its result is returned. One with such underflows counts
     against the engine when the machine was quiet through it (at most QUIET_STALLS_PER_S stalls a
     second); on a noisier machine, where stalls below the probe's threshold go unseen, it is
     inconclusive. Trials go on until one passes, or two count against the engine (a fault of ours
     repeats; a shared machine's rare hiccup does not), or `tries` are spent: the test then fails if
     any trial counted against the engine, and is skipped, naming the stall rates, if none did."""
     rates, against = [], []
+    period_s = JACK_PERIOD / JACK_RATE
     for _ in range(tries):
         with StallProbe() as probe:
             started_s = time.monotonic()
             underflow_times, result = trial()
             elapsed_s = time.monotonic() - started_s
-        unexplained = probe.unexplained(underflow_times)
+        unexplained = probe.unexplained(underflow_times, block_period_s=period_s)
         if not unexplained:
             return result
         rate = len(probe.stalls) / elapsed_s
         rates.append(rate)
         if rate <= QUIET_STALLS_PER_S:
+            window_s = LOST_WINDOW_BLOCKS * period_s
+            at = ", ".join(f"{t - started_s:.2f} s (CPUs lost {probe.lost_s(t - window_s, t) * 1e3:.1f} ms before it)"
+                           for t in unexplained[:3])
             against.append(f"{len(unexplained)} of {len(underflow_times)} underflows no machine stall explains, "
-                           f"on a quiet machine ({len(probe.stalls)} stalls in {elapsed_s:.1f} s)")
+                           f"on a quiet machine ({len(probe.stalls)} stalls in {elapsed_s:.1f} s), at {at}")
             if len(against) == 2:
                 break
     assert not against, "; ".join(against)

@@ -9,6 +9,13 @@ underflows then, whatever the engine does.
 permitted (so no process of ours can delay it; at raised niceness elsewhere). Each sleeps 1 ms at a
 time and notes every wake-up later than a threshold: a time when that CPU was taken from us. An
 underflow is counted as the engine's only when no such stall explains it.
+
+Stalls shorter than the threshold add up: the CPU running the audio thread and the one running the
+server can each lose a millisecond or two in the same cycle, and no single wake-up then looks
+late, though together they starve the stream (seen on an AMD EPYC guest: a 3 ms callback whose
+code takes 0.5 ms, and an underflow, with no 2 ms stall on either CPU). So the probe also notes the
+small delays, and an underflow is explained, too, when the delays of the last few cycles before it
+add up to a good part of one block period.
 """
 
 from __future__ import annotations
@@ -18,11 +25,14 @@ import os
 import subprocess
 import sys
 
+LOST_WINDOW_BLOCKS = 3  # block periods before an underflow whose small delays may explain it
+LOST_FRACTION = 0.25  # ...when they add up to this much of one period
+SLEEP_S = 0.001  # each probe's sleep: a wake-up this long after the last one is on time
 PROBE_RT_PRIORITY = 90  # above the audio thread's SCHED_FIFO priority (synth.io.stream)
 
 _PROBE = """
 import json, os, sys, threading, time
-cpu, threshold = int(sys.argv[1]), float(sys.argv[2])
+cpu, noted_s, sleep_s = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[4])
 os.sched_setaffinity(0, {cpu})
 try:
     os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(int(sys.argv[3])))
@@ -36,9 +46,9 @@ threading.Thread(target=lambda: (sys.stdin.read(), done.set()), daemon=True).sta
 print("ready", flush=True)
 t = time.monotonic()
 while not done.is_set():
-    time.sleep(0.001)
+    time.sleep(sleep_s)
     now = time.monotonic()
-    if now - t - 0.001 > threshold:
+    if now - t - sleep_s > noted_s:
         stalls.append((t, now))
     t = now
 print(json.dumps(stalls), flush=True)
@@ -48,20 +58,24 @@ print(json.dumps(stalls), flush=True)
 class StallProbe:
     """with StallProbe(threshold_s) as probe: ...; afterwards probe.stalls is a list of
     (start, end) intervals in time.monotonic() seconds (a system-wide clock, so comparable with the
-    stream's underflow times), merged over every CPU.
+    stream's underflow times), merged over every CPU, and probe.delays the same for every wake-up
+    late by more than delay_s (stalls included).
 
     threshold_s: a wake-up later than this (seconds) is a stall.
+    delay_s: a wake-up later than this (seconds) is a delay, counted in `lost_s`.
     """
 
-    def __init__(self, threshold_s: float = 0.002):
+    def __init__(self, threshold_s: float = 0.002, delay_s: float = 0.0003):
         self.threshold_s = threshold_s
+        self.delay_s = min(delay_s, threshold_s)
         self.stalls: list[tuple[float, float]] = []
+        self.delays: list[tuple[float, float]] = []
         self._processes: list[subprocess.Popen] = []
 
     def __enter__(self) -> StallProbe:
         for cpu in sorted(os.sched_getaffinity(0)):
             self._processes.append(subprocess.Popen(
-                [sys.executable, "-c", _PROBE, str(cpu), str(self.threshold_s), str(PROBE_RT_PRIORITY)],
+                [sys.executable, "-c", _PROBE, str(cpu), str(self.delay_s), str(PROBE_RT_PRIORITY), str(SLEEP_S)],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True))
         for process in self._processes:
             process.stdout.readline()  # "ready"
@@ -72,13 +86,27 @@ class StallProbe:
         for process in self._processes:
             out, _ = process.communicate(timeout=10)
             stalls += [tuple(s) for s in json.loads(out.strip() or "[]")]
-        self.stalls = sorted(stalls)
+        self.delays = sorted(stalls)
+        self.stalls = [(start, end) for start, end in self.delays if end - start - SLEEP_S > self.threshold_s]
         self._processes = []
 
-    def unexplained(self, event_times, before_s: float = 0.006, after_s: float = 0.05) -> list[float]:
+    def lost_s(self, start: float, end: float) -> float:
+        """Seconds the CPUs lost to delays (summed over every CPU) between two time.monotonic() times."""
+        return sum(max(0.0, min(end, d_end) - max(start, d_start + SLEEP_S)) for d_start, d_end in self.delays)
+
+    def unexplained(self, event_times, before_s: float = 0.006, after_s: float = 0.05,
+                    block_period_s: float | None = None) -> list[float]:
         """The event times (time.monotonic() seconds) that no stall explains: an event explained
         lies within a stall, or up to `after_s` after one ends (the underflow is reported by a
         later callback, and the server may run late cycles back to back to catch up), or up to
-        `before_s` before one starts (the two clocks are read a little apart)."""
-        return [t for t in event_times
-                if not any(start - before_s <= t <= end + after_s for start, end in self.stalls)]
+        `before_s` before one starts (the two clocks are read a little apart). Given the stream's
+        `block_period_s`, an event is explained too when the delays of the LOST_WINDOW_BLOCKS
+        periods before it (the cycle that starved, the one that reports it and the one between)
+        add up to LOST_FRACTION of a period."""
+        def explained(t: float) -> bool:
+            if any(start - before_s <= t <= end + after_s for start, end in self.stalls):
+                return True
+            return block_period_s is not None and self.lost_s(
+                t - LOST_WINDOW_BLOCKS * block_period_s, t + before_s) >= LOST_FRACTION * block_period_s
+
+        return [t for t in event_times if not explained(t)]
