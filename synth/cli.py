@@ -138,7 +138,8 @@ def _resynth(args: argparse.Namespace) -> int:
     transform = Transform(stretch=args.stretch, transpose_semitones=args.transpose, keep_formants=args.keep_formants,
                           morph=args.morph or 0.0, freeze_position=args.freeze, harmonics_only=args.harmonics_only,
                           odd_even=args.odd_even, tilt_db_per_octave=args.tilt)
-    path, seconds = resynthesize_file(args.input, args.output, transform, args.morph_to, args.sines_only, args.format)
+    path, seconds = resynthesize_file(args.input, args.output, transform, args.morph_to, args.sines_only, args.format,
+                                      progress=not args.quiet)
     print(f"wrote {seconds:.2f} s to {path}")
     return 0
 
@@ -366,6 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
     resynth.add_argument("--odd-even", type=number(-1, 1), default=0.0, help="-1 odd harmonics only .. 1 even only")
     resynth.add_argument("--tilt", type=number(-12, 12, "dB/octave"), default=0.0, help="brightness tilt, dB per octave")
     resynth.add_argument("--format", choices=AUDIO_FORMATS, default="float32", help=FORMAT_HELP)
+    resynth.add_argument("--quiet", action="store_true", help="no progress bars")
     resynth.set_defaults(run=_resynth)
 
     train = commands.add_parser("train", help="train a model").add_subparsers(dest="model", required=True)

@@ -117,14 +117,18 @@ def render_blocks(engine: Engine, events: Iterable[Event | PresetLoad], frames: 
         yield engine, out
 
 
-def render_array(engine: Engine, events: Iterable[Event], frames: int, block_size: int = DEFAULT_BLOCK) -> np.ndarray:
-    """Prepare `engine` and return the whole render as one float32 [frames, channels] array."""
+def render_array(engine: Engine, events: Iterable[Event], frames: int, block_size: int = DEFAULT_BLOCK,
+                 progress: bool = False) -> np.ndarray:
+    """Prepare `engine` and return the whole render as one float32 [frames, channels] array.
+    progress: a tqdm bar over the frames on stderr."""
     engine.prepare()
     result = np.empty((frames, engine.channels), dtype=np.float32)
     position = 0
-    for _, block in render_blocks(engine, events, frames, block_size):
-        result[position : position + len(block)] = block
-        position += len(block)
+    with tqdm(total=frames, unit="frames", unit_scale=True, desc="render", disable=not progress, leave=False) as bar:
+        for _, block in render_blocks(engine, events, frames, block_size):
+            result[position : position + len(block)] = block
+            position += len(block)
+            bar.update(len(block))
     return result
 
 

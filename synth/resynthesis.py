@@ -58,9 +58,11 @@ class Transform:
         return values
 
 
-def render_sines_transformed(partials: Partials, transform: Transform, morph_target: Partials | None = None) -> np.ndarray:
+def render_sines_transformed(partials: Partials, transform: Transform, morph_target: Partials | None = None,
+                             progress: bool = False) -> np.ndarray:
     """The analysis' sinusoids, transformed: one additive-instrument note held for the analysis'
-    duration times the stretch, at the analysis' own pitch. float32 mono [samples]."""
+    duration times the stretch, at the analysis' own pitch. float32 mono [samples]. progress: a
+    tqdm bar on stderr."""
     plugin = Additive(voice_limit=1, analysis=partials, morph_to=morph_target, loop="off", attack_ms=0.1,
                       sustain=1.0, release_ms=_RELEASE_MS, level_db=0.0, velocity_tilt_db=0.0,
                       **transform.plugin_values())
@@ -69,7 +71,7 @@ def render_sines_transformed(partials: Partials, transform: Transform, morph_tar
     plugin.set_param("transpose_semitones", transform.transpose_semitones + plugin.table.root_note - note)
     engine = Engine([Slot("additive", plugin)], sample_rate=partials.sample_rate, max_block=RESYNTH_BLOCK, channels=1)
     frames = math.ceil(partials.n_samples * transform.stretch)
-    return render_array(engine, [NoteOn(0, note, 127)], frames, RESYNTH_BLOCK)[:, 0]
+    return render_array(engine, [NoteOn(0, note, 127)], frames, RESYNTH_BLOCK, progress)[:, 0]
 
 
 def stretch_noise(partials: Partials, stretch: float) -> Partials:
@@ -88,13 +90,14 @@ def stretch_noise(partials: Partials, stretch: float) -> Partials:
 
 
 def resynthesize_analysis(partials: Partials, transform: Transform = Transform(), morph_target: Partials | None = None,
-                          sines_only: bool = False, seed: int = 0) -> np.ndarray:
-    """Audio (float32 mono, at the analysis' sample rate) from an analysis, transformed or not."""
+                          sines_only: bool = False, seed: int = 0, progress: bool = False) -> np.ndarray:
+    """Audio (float32 mono, at the analysis' sample rate) from an analysis, transformed or not.
+    progress: tqdm bars on stderr."""
     if transform.is_identity and morph_target is None:
-        return resynthesize(partials, sines_only=sines_only, seed=seed)
-    audio = render_sines_transformed(partials, transform, morph_target)
+        return resynthesize(partials, sines_only=sines_only, seed=seed, progress=progress)
+    audio = render_sines_transformed(partials, transform, morph_target, progress)
     if not sines_only:
-        noise = synthesize_noise(stretch_noise(partials, transform.stretch), seed=seed)
+        noise = synthesize_noise(stretch_noise(partials, transform.stretch), seed=seed, progress=progress)
         length = min(len(audio), len(noise))
         audio[:length] += noise[:length]
     return audio
@@ -102,14 +105,15 @@ def resynthesize_analysis(partials: Partials, transform: Transform = Transform()
 
 def resynthesize_file(in_path: str | Path, out_path: str | Path, transform: Transform = Transform(),
                       morph_to: str | Path | None = None, sines_only: bool = False, fmt: str = "float32",
-                      seed: int = 0) -> tuple[Path, float]:
-    """Read an analysis file, resynthesise it, write a mono WAV atomically; returns (path, seconds)."""
+                      seed: int = 0, progress: bool = False) -> tuple[Path, float]:
+    """Read an analysis file, resynthesise it, write a mono WAV atomically; returns (path, seconds).
+    progress: tqdm bars on stderr."""
     partials = load_partials(in_path)
     target = load_partials(morph_to) if morph_to is not None else None
     for path, analysis in ((in_path, partials), (morph_to, target)):
         if analysis is not None and not (analysis.amp > 0).any():
             raise SynthError(f"{path}: the analysis holds no sounding partial (was the sound silent?); "
                              f"there is nothing to resynthesize")
-    audio = resynthesize_analysis(partials, transform, target, sines_only, seed)
+    audio = resynthesize_analysis(partials, transform, target, sines_only, seed, progress)
     out = write_wav(out_path, audio[:, None], partials.sample_rate, fmt)
     return out, len(audio) / partials.sample_rate

@@ -403,3 +403,28 @@ def test_the_plot_title_counts_the_tracks_the_summary_counts(tmp_path):
     sounding = partials.sounding_tracks
     assert sounding < partials.tracks  # some columns hold no sound in any frame
     assert summary.endswith(f", {sounding} tracks") and analysis_title(partials, "two").endswith(f", {sounding} tracks")
+
+
+def test_sines_rendered_a_few_tracks_at_a_time_equal_all_tracks_at_once():
+    """synthesize_sines steps through the tracks (for its progress bar); each track is independent."""
+    from synth.dsp.resynth import TRACKS_PER_STEP, render_sines
+
+    partials = harmonic_analysis(seconds=0.5, harmonics=TRACKS_PER_STEP * 2 + 3, decay_s=0.2)
+    partials = replace(partials, phase_rad=np.random.default_rng(1).uniform(
+        -np.pi, np.pi, partials.freq_hz.shape).astype(np.float32))
+    whole = np.zeros(partials.n_samples, np.float32)
+    render_sines(whole, partials.freq_hz, partials.amp, partials.phase_rad, True, float(partials.sample_rate),
+                 partials.hop_samples)
+    np.testing.assert_allclose(synthesize_sines(partials), whole, atol=1e-6)
+
+
+@pytest.mark.parametrize("extra", [[], ["--transpose", "2"]])
+def test_resynth_shows_its_progress_unless_quiet(extra, tmp_path, capsys):
+    from synth.cli import main
+
+    analysis = save_partials(harmonic_analysis(seconds=1.0, harmonics=20), tmp_path / "tone.partials.npz")
+    assert main(["resynth", str(analysis), "-o", str(tmp_path / "out.wav"), *extra]) == 0
+    shown = capsys.readouterr().err
+    assert ("sines:" in shown and "/20 " in shown and "noise:" in shown) if not extra else "render:" in shown
+    assert main(["resynth", str(analysis), "-o", str(tmp_path / "quiet.wav"), "--quiet", *extra]) == 0
+    assert capsys.readouterr().err == ""

@@ -18,10 +18,13 @@ import math
 import numpy as np
 from numba import njit
 from scipy import fft
+from tqdm import tqdm
 
 from synth.dsp.partials import Partials
 
 _TWO_PI = 2.0 * math.pi
+TRACKS_PER_STEP = 8  # tracks rendered per call of render_sines: a progress step, and each track is independent
+NOISE_FRAMES_PER_STEP = 256  # noise frames shaped per batch of FFTs
 
 
 @njit(nogil=True, cache=True)
@@ -98,18 +101,23 @@ def render_sines(out, freq_hz, amp, phase_rad, use_phases, sample_rate, hop_samp
                 running -= _TWO_PI * math.floor(running / _TWO_PI)
 
 
-def synthesize_sines(partials: Partials, *, use_phases: bool = True) -> np.ndarray:
+def synthesize_sines(partials: Partials, *, use_phases: bool = True, progress: bool = False) -> np.ndarray:
     """The analysis' sinusoids as audio: float32 [n_samples] at partials.sample_rate.
 
     use_phases: follow the measured phases (cubic phase interpolation; needs partials.phase_rad);
     when False or when the analysis kept no phases, integrate the frequency instead.
+    progress: a tqdm bar over the tracks on stderr.
     """
     out = np.zeros(partials.n_samples, dtype=np.float32)
     with_phases = use_phases and partials.phase_rad is not None
-    phases = partials.phase_rad if with_phases else np.zeros((1, 1), dtype=np.float32)
-    if partials.tracks:
-        render_sines(out, np.ascontiguousarray(partials.freq_hz), np.ascontiguousarray(partials.amp),
-                     np.ascontiguousarray(phases), with_phases, float(partials.sample_rate), partials.hop_samples)
+    with tqdm(total=partials.tracks, desc="sines", unit="track", disable=not progress, leave=False) as bar:
+        for first in range(0, partials.tracks, TRACKS_PER_STEP):
+            tracks = slice(first, min(first + TRACKS_PER_STEP, partials.tracks))
+            phases = partials.phase_rad[:, tracks] if with_phases else np.zeros((1, 1), dtype=np.float32)
+            render_sines(out, np.ascontiguousarray(partials.freq_hz[:, tracks]),
+                         np.ascontiguousarray(partials.amp[:, tracks]), np.ascontiguousarray(phases), with_phases,
+                         float(partials.sample_rate), partials.hop_samples)
+            bar.update(tracks.stop - tracks.start)
     return out
 
 
@@ -134,13 +142,14 @@ def noise_fft_size(sample_rate: int, hop_samples: int, edges_hz: np.ndarray | No
     return 1 << min(16, math.ceil(math.log2(need)))
 
 
-def synthesize_noise(partials: Partials, seed: int = 0) -> np.ndarray:
+def synthesize_noise(partials: Partials, seed: int = 0, progress: bool = False) -> np.ndarray:
     """The residual's band levels (noise_db) rendered as filtered noise: float32 [n_samples].
 
     Each frame is an independent block of seeded white noise, shaped in the STFT domain so each band
     holds its level (power spread evenly over the band's bins), Hann-windowed and overlap-added;
     the sum is divided by the root of the summed squared windows, so every sample has the frames'
-    weighted mean power. The same seed gives the same output.
+    weighted mean power. The same seed gives the same output. progress: a tqdm bar over the frames
+    on stderr.
     """
     n_samples, hop = partials.n_samples, partials.hop_samples
     size = noise_fft_size(partials.sample_rate, hop, partials.noise_band_edges_hz)
@@ -157,22 +166,24 @@ def synthesize_noise(partials: Partials, seed: int = 0) -> np.ndarray:
     total = np.zeros(max(n_samples + size, (frames_needed - 1) * hop + size))
     weight = np.zeros_like(total)
     rng = np.random.default_rng(seed)
-    block = 256
-    for first in range(0, frames_needed, block):
-        last = min(first + block, frames_needed)
-        white = rng.standard_normal((last - first, size))
-        shaped = fft.irfft(fft.rfft(white, axis=1) * gains[first:last], n=size, axis=1) * window
-        for t in range(first, last):
-            offset = t * hop  # buffer index of sample (t * hop - half) is offset
-            total[offset: offset + size] += shaped[t - first]
-            weight[offset: offset + size] += window * window
+    with tqdm(total=frames_needed, desc="noise", unit="frame", disable=not progress, leave=False) as bar:
+        for first in range(0, frames_needed, NOISE_FRAMES_PER_STEP):
+            last = min(first + NOISE_FRAMES_PER_STEP, frames_needed)
+            white = rng.standard_normal((last - first, size))
+            shaped = fft.irfft(fft.rfft(white, axis=1) * gains[first:last], n=size, axis=1) * window
+            for t in range(first, last):
+                offset = t * hop  # buffer index of sample (t * hop - half) is offset
+                total[offset: offset + size] += shaped[t - first]
+                weight[offset: offset + size] += window * window
+            bar.update(last - first)
     total, weight = total[half: half + n_samples], weight[half: half + n_samples]
     return np.where(weight > 1e-12, total / np.sqrt(np.maximum(weight, 1e-12)), 0.0).astype(np.float32)
 
 
-def resynthesize(partials: Partials, sines_only: bool = False, seed: int = 0) -> np.ndarray:
-    """Sinusoids (phases as kept) plus, unless sines_only, the residual noise: float32 [n_samples]."""
-    audio = synthesize_sines(partials)
+def resynthesize(partials: Partials, sines_only: bool = False, seed: int = 0, progress: bool = False) -> np.ndarray:
+    """Sinusoids (phases as kept) plus, unless sines_only, the residual noise: float32 [n_samples].
+    progress: tqdm bars on stderr."""
+    audio = synthesize_sines(partials, progress=progress)
     if not sines_only:
-        audio += synthesize_noise(partials, seed=seed)
+        audio += synthesize_noise(partials, seed=seed, progress=progress)
     return audio
