@@ -12,10 +12,12 @@ underflow is counted as the engine's only when no such stall explains it.
 
 Stalls shorter than the threshold add up: the CPU running the audio thread and the one running the
 server can each lose a millisecond or two in the same cycle, and no single wake-up then looks
-late, though together they starve the stream (seen on an AMD EPYC guest: a 3 ms callback whose
-code takes 0.5 ms, and an underflow, with no 2 ms stall on either CPU). So the probe also notes the
-small delays, and an underflow is explained, too, when the delays of the last few cycles before it
-add up to a good part of one block period.
+late, though together they starve the stream (seen on an AMD EPYC guest, the run pinned to one
+CPU: a callback charged 3.2 ms of CPU time, whose code never takes over 0.5 ms offline, and an
+underflow, with no 2 ms stall). So the probe also notes the small delays, and an underflow is
+explained, too, when the delays of the last few cycles before it add up to a good part of one
+block period. The probes outrank every thread of ours, so an engine that blocks or overruns delays
+none of them: its underflows stay unexplained.
 """
 
 from __future__ import annotations
