@@ -8,7 +8,8 @@ duration percentiles at that count, and, as the peer measured in the same run, t
 machine renders offline in realtime (offline throughput): the ratio shows how much of the raw speed
 survives the live path. A per-CPU stall probe runs beside each trial (synth.io.stall_probe): an
 underflow that a stall of the virtual machine explains does not fail the trial (a stall is a
-wake-up later than 2 ms, or three quarters of the block period where that is shorter); the stalls
+wake-up later than 2 ms, or three quarters of the block period where that is shorter; small delays
+adding up to a quarter of a period in the three periods before it explain it too); the stalls
 seen are printed.
 
 --say BLOCK: instead, speech under load: a 32-note saw chord held on one instrument while a `/say`
