@@ -204,7 +204,7 @@ def rate_step(host: Host, server, rate: int, seconds: float, tcp: bool) -> tuple
     dropped = host.counters.dropped_events - dropped_before  # every post refused, from any source
     applied = host.applied_events - applied_before
     underflowed = host.underflows - underflows
-    unexplained = len(probe.unexplained(host.underflow_times()[underflows:], block_period_s=host.block_period_s))
+    unexplained = len(probe.unexplained(host.underflow_times()[underflows:]))
     kept_pace = elapsed <= seconds * 1.1
     kept_up = received == sent == round(rate * seconds) and applied == sent and dropped == 0 and kept_pace
     passed = kept_up and underflowed == 0

@@ -8,8 +8,7 @@ duration percentiles at that count, and, as the peer measured in the same run, t
 machine renders offline in realtime (offline throughput): the ratio shows how much of the raw speed
 survives the live path. A per-CPU stall probe runs beside each trial (synth.io.stall_probe): an
 underflow that a stall of the virtual machine explains does not fail the trial (a stall is a
-wake-up later than 2 ms, or three quarters of the block period where that is shorter; small delays
-adding up to a quarter of a period in the three periods before it explain it too); the stalls
+wake-up later than 2 ms, or three quarters of the block period where that is shorter); the stalls
 seen are printed.
 
 --say BLOCK: instead, speech under load: a 32-note saw chord held on one instrument while a `/say`
@@ -66,7 +65,7 @@ def live_trial(device: int, voices: int, block: int, seconds: float) -> tuple[Ho
         host.start(events)
         time.sleep(seconds)
         host.stop()
-    unexplained = len(probe.unexplained(host.underflow_times(), block_period_s=host.block_period_s))
+    unexplained = len(probe.unexplained(host.underflow_times()))
     return host.status(), len(probe.stalls), unexplained
 
 
@@ -137,7 +136,7 @@ def say_during_chord(block: int) -> None:
             sender.close()
         status = host.status()
         host.stop()
-    unexplained = len(probe.unexplained(host.underflow_times(), block_period_s=host.block_period_s))
+    unexplained = len(probe.unexplained(host.underflow_times()))
     spoken_s = host.chain.slot("voice").plugin.render_speech(SPEECH).size / SAMPLE_RATE
     print(f"/say of {spoken_s:.1f} s of speech during a 32-note chord, {block}-frame blocks: rendered in "
           f"{rendered_s:.2f} s on the control plane; voices {status.voices}; underflows {status.underflows} "

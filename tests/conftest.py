@@ -155,15 +155,18 @@ def jack():
 
 QUIET_STALLS_PER_S = 2.0  # a machine whose CPUs stall more often than this cannot judge a realtime run
 REALTIME_TRIES = 3
+MAX_EXCUSED_SHARE = 0.1  # small delays excuse underflows only in a run where they would excuse at most this share of instants
 
 
 def realtime_trials(trial, tries: int = REALTIME_TRIES):
     """Judge a realtime run: `trial()` plays a stream and returns (its underflow times, anything
-    the test checks next); it runs inside a StallProbe. A trial with no underflow that a machine
-    stall (or the machine's small delays adding up, see synth.io.stall_probe) leaves unexplained passes, and its result is returned. One with such underflows counts
-    against the engine when the machine was quiet through it (at most QUIET_STALLS_PER_S stalls a
-    second); on a noisier machine, where stalls below the probe's threshold go unseen, it is
-    inconclusive. Trials go on until one passes, or two count against the engine (a fault of ours
+    the test checks next); it runs inside a StallProbe. A trial with no underflow passes, and its
+    result is returned; so does one whose every underflow the machine explains: a stall, or small
+    delays adding up (synth.io.stall_probe), these only where they would excuse at most
+    MAX_EXCUSED_SHARE of the run's instants (where the CPUs lost time all along, as in a packet
+    flood, an excuse so broad means nothing). A trial with unexplained underflows counts against
+    the engine when the machine was quiet through it (at most QUIET_STALLS_PER_S stalls a second);
+    on a noisier machine it is inconclusive. Trials go on until one passes, or two count against the engine (a fault of ours
     repeats; a shared machine's rare hiccup does not), or `tries` are spent: the test then fails if
     any trial counted against the engine, and is skipped, naming the stall rates, if none did."""
     rates, against = [], []
@@ -173,11 +176,15 @@ def realtime_trials(trial, tries: int = REALTIME_TRIES):
             started_s = time.monotonic()
             underflow_times, result = trial()
             elapsed_s = time.monotonic() - started_s
-        unexplained = probe.unexplained(underflow_times, block_period_s=period_s)
+        if not len(underflow_times):
+            return result
+        excused = probe.excused_share(started_s, started_s + elapsed_s, period_s)
+        by_delays = period_s if excused <= MAX_EXCUSED_SHARE else None
+        unexplained = probe.unexplained(underflow_times, block_period_s=by_delays)
         if not unexplained:
             return result
         rate = len(probe.stalls) / elapsed_s
-        rates.append(rate)
+        rates.append(f"{rate:.1f} stalls/s, small delays would excuse {excused:.0%} of instants")
         if rate <= QUIET_STALLS_PER_S:
             window_s = LOST_WINDOW_BLOCKS * period_s
             at = ", ".join(f"{t - started_s:.2f} s (CPUs lost {probe.lost_s(t - window_s, t) * 1e3:.1f} ms before it)"
@@ -187,8 +194,8 @@ def realtime_trials(trial, tries: int = REALTIME_TRIES):
             if len(against) == 2:
                 break
     assert not against, "; ".join(against)
-    pytest.skip(f"the machine stalled {', '.join(f'{r:.1f}' for r in rates)} times a second in {tries} tries, "
-                f"each with underflows no stall explains: too noisy to judge a realtime run")
+    pytest.skip(f"every one of {tries} tries underflowed on a machine too noisy to judge a realtime run "
+                f"({'; '.join(rates)})")
 
 
 def harmonic_analysis(seconds=1.0, harmonics=12, f0_hz=220.0, decay_s=None, inharmonic_hz=None,

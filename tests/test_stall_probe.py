@@ -60,3 +60,15 @@ def test_lost_time_counts_only_the_lateness_inside_the_window(start_s, end_s, lo
     probe = StallProbe()
     probe.delays = [(10.0, 10.0 + SLEEP_S + 0.001), (20.0, 20.0 + SLEEP_S + 0.0005)]
     assert probe.lost_s(start_s, end_s) * 1e3 == pytest.approx(lost_ms, abs=1e-6)
+
+
+def test_the_excused_share_is_small_on_a_quiet_machine_and_near_all_when_time_is_lost_throughout():
+    t = 100.0
+    quiet = StallProbe()
+    quiet.delays = [(t + 0.5, t + 0.5 + SLEEP_S + 0.003)]  # one 3 ms stall in 2 s
+    quiet.stalls = list(quiet.delays)
+    assert 0.0 < quiet.excused_share(t, t + 2.0, PERIOD_S) < 0.05
+    busy = StallProbe()  # 0.5 ms lost every 2 ms on each of 2 CPUs: no stall at all
+    busy.delays = [(t + k * 0.002, t + k * 0.002 + SLEEP_S + 0.0005) for k in range(1000) for _ in range(2)]
+    assert busy.excused_share(t, t + 2.0, PERIOD_S) > 0.95
+    assert StallProbe().excused_share(t, t + 2.0, PERIOD_S) == 0.0

@@ -27,6 +27,8 @@ import os
 import subprocess
 import sys
 
+import numpy as np
+
 LOST_WINDOW_BLOCKS = 3  # block periods before an underflow whose small delays may explain it
 LOST_FRACTION = 0.25  # ...when they add up to this much of one period
 SLEEP_S = 0.001  # each probe's sleep: a wake-up this long after the last one is on time
@@ -112,3 +114,13 @@ class StallProbe:
                 t - LOST_WINDOW_BLOCKS * block_period_s, t + before_s) >= LOST_FRACTION * block_period_s
 
         return [t for t in event_times if not explained(t)]
+
+    def excused_share(self, start: float, end: float, block_period_s: float) -> float:
+        """The share of instants between two time.monotonic() times (one a block period) that
+        `unexplained` would explain: how little an explained underflow says about the engine. On
+        a quiet machine a few per cent; when the machine, or the kernel's work for a flood of
+        packets, takes time from the CPUs all along, nearly all."""
+        instants = np.arange(start, end, block_period_s)
+        if not len(instants):
+            return 0.0
+        return 1.0 - len(self.unexplained(instants, block_period_s=block_period_s)) / len(instants)
