@@ -155,16 +155,14 @@ def jack():
 
 QUIET_STALLS_PER_S = 2.0  # a machine whose CPUs stall more often than this cannot judge a realtime run
 REALTIME_TRIES = 3
-MAX_EXCUSED_SHARE = 0.1  # small delays excuse underflows only in a run where they would excuse at most this share of instants
 
 
 def realtime_trials(trial, tries: int = REALTIME_TRIES):
     """Judge a realtime run: `trial()` plays a stream and returns (its underflow times, anything
     the test checks next); it runs inside a StallProbe. A trial with no underflow passes, and its
     result is returned; so does one whose every underflow the machine explains: a stall, or small
-    delays adding up (synth.io.stall_probe), these only where they would excuse at most
-    MAX_EXCUSED_SHARE of the run's instants (where the CPUs lost time all along, as in a packet
-    flood, an excuse so broad means nothing). A trial with unexplained underflows counts against
+    delays adding up, these only where they would excuse few of the run's instants
+    (synth.io.stall_probe, MAX_EXCUSED_SHARE). A trial with unexplained underflows counts against
     the engine when the machine was quiet through it (at most QUIET_STALLS_PER_S stalls a second);
     on a noisier machine it is inconclusive. Trials go on until one passes, or two count against the engine (a fault of ours
     repeats; a shared machine's rare hiccup does not), or `tries` are spent: the test then fails if
@@ -178,13 +176,12 @@ def realtime_trials(trial, tries: int = REALTIME_TRIES):
             elapsed_s = time.monotonic() - started_s
         if not len(underflow_times):
             return result
-        excused = probe.excused_share(started_s, started_s + elapsed_s, period_s)
-        by_delays = period_s if excused <= MAX_EXCUSED_SHARE else None
-        unexplained = probe.unexplained(underflow_times, block_period_s=by_delays)
+        unexplained = probe.unexplained(underflow_times, block_period_s=period_s)
         if not unexplained:
             return result
+        excused = probe.excused_share(period_s)
         rate = len(probe.stalls) / elapsed_s
-        rates.append(f"{rate:.1f} stalls/s, small delays would excuse {excused:.0%} of instants")
+        rates.append(f"{rate:.1f} stalls/s, stalls or small delays would excuse {excused:.0%} of instants")
         if rate <= QUIET_STALLS_PER_S:
             window_s = LOST_WINDOW_BLOCKS * period_s
             at = ", ".join(f"{t - started_s:.2f} s (CPUs lost {probe.lost_s(t - window_s, t) * 1e3:.1f} ms before it)"

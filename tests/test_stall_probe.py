@@ -67,8 +67,12 @@ def test_the_excused_share_is_small_on_a_quiet_machine_and_near_all_when_time_is
     quiet = StallProbe()
     quiet.delays = [(t + 0.5, t + 0.5 + SLEEP_S + 0.003)]  # one 3 ms stall in 2 s
     quiet.stalls = list(quiet.delays)
-    assert 0.0 < quiet.excused_share(t, t + 2.0, PERIOD_S) < 0.05
+    quiet.span_s = (t, t + 2.0)
+    assert 0.0 < quiet.excused_share(PERIOD_S) < 0.05
     busy = StallProbe()  # 0.5 ms lost every 2 ms on each of 2 CPUs: no stall at all
     busy.delays = [(t + k * 0.002, t + k * 0.002 + SLEEP_S + 0.0005) for k in range(1000) for _ in range(2)]
-    assert busy.excused_share(t, t + 2.0, PERIOD_S) > 0.95
-    assert StallProbe().excused_share(t, t + 2.0, PERIOD_S) == 0.0
+    busy.span_s = (t, t + 2.0)
+    assert busy.excused_share(PERIOD_S) > 0.95
+    idle = StallProbe()
+    idle.span_s = (t, t + 2.0)
+    assert idle.excused_share(PERIOD_S) == 0.0

@@ -110,12 +110,13 @@ def synthesize_sines(partials: Partials, *, use_phases: bool = True, progress: b
     """
     out = np.zeros(partials.n_samples, dtype=np.float32)
     with_phases = use_phases and partials.phase_rad is not None
+    unused_phases = np.zeros((1, 1), dtype=np.float32)
     with tqdm(total=partials.tracks, desc="sines", unit="track", disable=not progress, leave=False) as bar:
         for first in range(0, partials.tracks, TRACKS_PER_STEP):
             tracks = slice(first, min(first + TRACKS_PER_STEP, partials.tracks))
-            phases = partials.phase_rad[:, tracks] if with_phases else np.zeros((1, 1), dtype=np.float32)
+            phases = np.ascontiguousarray(partials.phase_rad[:, tracks]) if with_phases else unused_phases
             render_sines(out, np.ascontiguousarray(partials.freq_hz[:, tracks]),
-                         np.ascontiguousarray(partials.amp[:, tracks]), np.ascontiguousarray(phases), with_phases,
+                         np.ascontiguousarray(partials.amp[:, tracks]), phases, with_phases,
                          float(partials.sample_rate), partials.hop_samples)
             bar.update(tracks.stop - tracks.start)
     return out

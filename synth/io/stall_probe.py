@@ -26,11 +26,13 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import numpy as np
 
 LOST_WINDOW_BLOCKS = 3  # block periods before an underflow whose small delays may explain it
 LOST_FRACTION = 0.25  # ...when they add up to this much of one period
+MAX_EXCUSED_SHARE = 0.1  # ...and only in a run where they would excuse at most this share of its instants
 SLEEP_S = 0.001  # each probe's sleep: a wake-up this long after the last one is on time
 PROBE_RT_PRIORITY = 90  # above the audio thread's SCHED_FIFO priority (synth.io.stream)
 
@@ -74,6 +76,7 @@ class StallProbe:
         self.delay_s = min(delay_s, threshold_s)
         self.stalls: list[tuple[float, float]] = []
         self.delays: list[tuple[float, float]] = []
+        self.span_s: tuple[float, float] | None = None  # (start, end) time.monotonic() of the listening
         self._processes: list[subprocess.Popen] = []
 
     def __enter__(self) -> StallProbe:
@@ -83,6 +86,7 @@ class StallProbe:
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True))
         for process in self._processes:
             process.stdout.readline()  # "ready"
+        self.span_s = (time.monotonic(), time.monotonic())
         return self
 
     def __exit__(self, *exc) -> None:
@@ -93,6 +97,7 @@ class StallProbe:
         self.delays = sorted(stalls)
         self.stalls = [(start, end) for start, end in self.delays if end - start - SLEEP_S > self.threshold_s]
         self._processes = []
+        self.span_s = (self.span_s[0], time.monotonic())
 
     def lost_s(self, start: float, end: float) -> float:
         """Seconds the CPUs lost to delays (summed over every CPU) between two time.monotonic() times."""
@@ -106,21 +111,25 @@ class StallProbe:
         `before_s` before one starts (the two clocks are read a little apart). Given the stream's
         `block_period_s`, an event is explained too when the delays of the LOST_WINDOW_BLOCKS
         periods before it (the cycle that starved, the one that reports it and the one between)
-        add up to LOST_FRACTION of a period."""
-        def explained(t: float) -> bool:
-            if any(start - before_s <= t <= end + after_s for start, end in self.stalls):
-                return True
-            return block_period_s is not None and self.lost_s(
-                t - LOST_WINDOW_BLOCKS * block_period_s, t + before_s) >= LOST_FRACTION * block_period_s
+        add up to LOST_FRACTION of a period, unless they would excuse more than MAX_EXCUSED_SHARE
+        of the instants the probe listened through (where the CPUs lost time all along, as in a
+        packet flood, so broad an excuse means nothing)."""
+        if block_period_s is not None and self.excused_share(block_period_s) > MAX_EXCUSED_SHARE:
+            block_period_s = None
+        return [t for t in event_times if not self._explained(t, before_s, after_s, block_period_s)]
 
-        return [t for t in event_times if not explained(t)]
+    def _explained(self, t: float, before_s: float, after_s: float, block_period_s: float | None) -> bool:
+        if any(start - before_s <= t <= end + after_s for start, end in self.stalls):
+            return True
+        return block_period_s is not None and self.lost_s(
+            t - LOST_WINDOW_BLOCKS * block_period_s, t + before_s) >= LOST_FRACTION * block_period_s
 
-    def excused_share(self, start: float, end: float, block_period_s: float) -> float:
-        """The share of instants between two time.monotonic() times (one a block period) that
-        `unexplained` would explain: how little an explained underflow says about the engine. On
-        a quiet machine a few per cent; when the machine, or the kernel's work for a flood of
+    def excused_share(self, block_period_s: float, before_s: float = 0.006, after_s: float = 0.05) -> float:
+        """The share of the instants the probe listened through (one a block period) that stalls
+        or summed delays would explain: how little an explained underflow says about the engine.
+        On a quiet machine a few per cent; when the machine, or the kernel's work for a flood of
         packets, takes time from the CPUs all along, nearly all."""
-        instants = np.arange(start, end, block_period_s)
+        instants = np.arange(*self.span_s, block_period_s) if self.span_s else ()
         if not len(instants):
             return 0.0
-        return 1.0 - len(self.unexplained(instants, block_period_s=block_period_s)) / len(instants)
+        return sum(self._explained(t, before_s, after_s, block_period_s) for t in instants) / len(instants)
