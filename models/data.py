@@ -5,7 +5,7 @@ A data set is a folder: one compressed npz per note (or file) plus `manifest.jso
 audio (float32 [n], 48 kHz mono, full scale 1.0), per-frame features at hop 256 (frame k centred
 on sample (k+1)*hop, see synth.dsp.features): f0_hz [F], voiced [F] (pyin's voiced probability),
 voiced_flag [F] (uint8, pyin's Viterbi decision), loudness_db [F], mel [F, 128] (natural log of a
-torchaudio power mel spectrogram, floored at 1e-5), F = n // hop; and its labels: instrument,
+power mel spectrogram, floored at 1e-5: log_mel), F = n // hop; and its labels: instrument,
 family, program, note, velocity, source (the settings that made it, JSON).
 
 The manifest lists the notes as segments {file, instrument, family, program, note, velocity,
@@ -28,10 +28,10 @@ from typing import NamedTuple
 import librosa
 import numpy as np
 import torch
-import torchaudio
 from tqdm import tqdm
 
 from synth.dsp.features import f0_pyin, loudness_db
+from synth.dsp.features import log_mel as features_log_mel
 from synth.errors import SynthError
 from synth.io.audiofile import read_audio
 from synth.io.soundfont import render_note, soundfont_file
@@ -96,26 +96,11 @@ INSTRUMENTS: dict[str, Instrument] = {
 
 # ------------------------------------------------------------------------------------ features
 
-_MEL_TRANSFORMS: dict[int, torchaudio.transforms.MelSpectrogram] = {}
-
-
 def log_mel(audio: np.ndarray, sample_rate: int = SAMPLE_RATE, hop_samples: int = HOP_SAMPLES) -> np.ndarray:
-    """Log mel spectrogram, float32 [len(audio) // hop_samples, 128]: natural log of the power mel
-    (torchaudio, n_fft 2048, HTK mels 0 Hz..Nyquist, zero padding) floored at 1e-5; frame k is
-    centred on sample (k+1) * hop_samples, like the other features."""
-    key = (sample_rate, hop_samples)
-    if key not in _MEL_TRANSFORMS:
-        _MEL_TRANSFORMS[key] = torchaudio.transforms.MelSpectrogram(
-            sample_rate=sample_rate, n_fft=MEL["n_fft"], hop_length=hop_samples, n_mels=MEL["n_mels"],
-            f_min=MEL["f_min_hz"], f_max=sample_rate / 2, power=MEL["power"], center=True, pad_mode="constant",
-            mel_scale=MEL["mel_scale"])
-    frames = audio.size // hop_samples
-    if frames == 0:
-        return np.zeros((0, MEL["n_mels"]), np.float32)
-    with torch.no_grad():
-        mel = _MEL_TRANSFORMS[key](torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32)))
-    # torchaudio's frame t is centred on sample t * hop: ours, frame k, is its frame k + 1
-    return torch.log(mel.clamp(min=MEL["floor"]))[:, 1:frames + 1].T.contiguous().numpy()
+    """Log mel spectrogram of the data sets' settings (MEL), float32 [len(audio) // hop_samples, 128]:
+    synth.dsp.features.log_mel with n_fft 2048, HTK mels 0 Hz..Nyquist, floored at 1e-5."""
+    return features_log_mel(audio, sample_rate, hop_samples, n_fft=MEL["n_fft"], n_mels=MEL["n_mels"],
+                            floor_power=MEL["floor"])
 
 
 def note_features(audio: np.ndarray, f0_limits_hz: tuple[float, float] = _F0_LIMITS_HZ) -> dict[str, np.ndarray]:

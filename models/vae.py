@@ -10,7 +10,8 @@ Training (models.train_vae) is a beta-VAE with KL warm-up and free bits, jointly
 A timbre model is two files like a decoder's: `<stem>.safetensors` (the encoder's float32 weights)
 and `<stem>.json` (kind "synth.timbre_vae": the config, the decoder it conditions, each training
 instrument's centroid and family, the principal axes of the training posterior means, those means
-themselves for plotting, the KL per dimension). synth.dsp.timbre_space reads the JSON without torch.
+themselves for plotting, the KL per dimension). synth.dsp.timbre_space reads the JSON and
+synth.dsp.timbre_encoder runs the encoder without torch (`synth encode`).
 """
 
 from __future__ import annotations
@@ -23,12 +24,10 @@ import torch
 from torch import nn
 
 from synth.dsp.decoder_runtime import LAYER_NORM_EPS, LEAKY_SLOPE, model_paths
+from synth.dsp.timbre_encoder import LEVEL_RANGE_NATS, LOG_VARIANCE_RANGE, MEL_SCALE, check_encoder_config
 from synth.dsp.timbre_space import VAE_FORMAT_VERSION, VAE_KIND, check_vae_metadata
 from synth.errors import SynthError
 
-LEVEL_RANGE_NATS = 40.0 * np.log(10.0) / 10.0  # frames within 40 dB (power) of the loudest are pooled
-MEL_SCALE = 4.0  # level-removed log-mel values (nats) are divided by this: about unit spread
-LOG_VARIANCE_RANGE = (-10.0, 4.0)
 
 
 @dataclass
@@ -41,10 +40,7 @@ class VaeConfig:
     hidden: int = 128
 
     def __post_init__(self) -> None:
-        for name, low, high in (("latent_dims", 2, 16), ("mel_bands", 8, 512), ("hidden", 8, 2048)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-                raise SynthError(f"vae config: {name}={value!r} must be an integer in {low}..{high}")
+        check_encoder_config(asdict(self), "vae config")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -115,15 +111,3 @@ def load_vae(path_stem) -> tuple[TimbreEncoder, dict]:
     meta = read_metadata(json_path)
     check_vae_metadata(meta, str(json_path))
     return load_weights_into(TimbreEncoder(VaeConfig(**meta["config"])), weights_path).eval(), meta
-
-
-def encode_audio(encoder: TimbreEncoder, audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(posterior mean, log variance), float32 [D] each, of mono float audio [n] at 48 kHz."""
-    from models.data import log_mel
-
-    mel = log_mel(np.asarray(audio, dtype=np.float32))
-    if mel.shape[0] == 0:
-        raise SynthError("encode: the sound is shorter than one frame (256 samples)")
-    with torch.no_grad():
-        mean, log_variance = encoder(torch.from_numpy(mel)[None])
-    return mean[0].numpy(), log_variance[0].numpy()

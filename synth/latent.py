@@ -3,7 +3,8 @@
 The timbre model (models.vae) stores every training note's posterior mean and the principal axes
 of those means; the plot draws them on the plane of the first two axes, in the /latent/xy
 coordinates a controller's XY pad sends, coloured by instrument family, with each instrument's
-name at its centroid. Encoding a sound runs the encoder (torch) on its log-mel frames.
+name at its centroid. Encoding a sound runs the encoder (numpy, synth.dsp.timbre_encoder) on its
+log-mel frames.
 """
 
 from __future__ import annotations
@@ -62,19 +63,18 @@ def plot_latent(out_png, model=DEFAULT_TIMBRE_MODEL) -> Path:
 def encode_file(in_wav, model=DEFAULT_TIMBRE_MODEL) -> list[str]:
     """Lines describing the timbre of an audio file (mixed to mono, resampled to 48 kHz): its z,
     its /latent/xy position and the nearest instruments."""
-    from models.data import SAMPLE_RATE
-    from models.vae import encode_audio, load_vae
+    from synth.dsp.timbre_encoder import SAMPLE_RATE_HZ, load_timbre_encoder
     from synth.io.audiofile import read_audio
 
-    encoder, meta = load_vae(model)
-    space = TimbreSpace(meta, Path(model).with_suffix(".json"))
+    encoder = load_timbre_encoder(model)
+    space = TimbreSpace(encoder.metadata, Path(model).with_suffix(".json"))
     data, rate = read_audio(in_wav)
     mono = data.mean(axis=1, dtype=np.float64)
-    if rate != SAMPLE_RATE:
+    if rate != SAMPLE_RATE_HZ:
         from synth.transfer import resample_audio
 
-        mono = resample_audio(mono, rate, SAMPLE_RATE)
-    mean, log_variance = encode_audio(encoder, mono.astype(np.float32))
+        mono = resample_audio(mono, rate, SAMPLE_RATE_HZ)
+    mean, log_variance = encoder.encode_audio(mono)
     x, y = space.to_xy(mean)
     nearest = ", ".join(f"{name} ({distance:.2f})" for name, distance in space.nearest(mean))
     return [f"z = {' '.join(f'{v:.3f}' for v in mean)}",

@@ -217,6 +217,23 @@ def test_log_mel_frames_are_centred_like_the_other_features():
     assert np.all(log_mel(np.zeros(HOP * 4, np.float32)) == np.float32(np.log(1e-5)))
 
 
+def test_log_mel_is_torchaudios_mel_spectrogram_one_frame_on():
+    """The shipped models were trained on torchaudio's MelSpectrogram (n_fft 2048, HTK, no filter
+    normalisation, zero padding): our numpy log-mel is its frame k + 1, to float32 rounding."""
+    import torchaudio
+
+    rng = np.random.default_rng(5)
+    t = np.arange(RATE + 77) / RATE
+    audio = (0.4 * np.sin(2 * np.pi * 330 * t) * np.exp(-3 * t) + 0.02 * rng.standard_normal(t.size)).astype(np.float32)
+    reference = torchaudio.transforms.MelSpectrogram(sample_rate=RATE, n_fft=2048, hop_length=HOP, n_mels=128,
+                                                     f_min=0.0, f_max=RATE / 2, power=2.0, center=True,
+                                                     pad_mode="constant", mel_scale="htk")(torch.from_numpy(audio))
+    expected = torch.log(reference.clamp(min=1e-5))[:, 1:audio.size // HOP + 1].T.numpy()
+    ours = log_mel(audio)
+    assert ours.shape == expected.shape == (audio.size // HOP, 128)
+    np.testing.assert_allclose(ours, expected, atol=1e-3)
+
+
 # ------------------------------------------------------------------------------------ user files
 
 def test_dataset_from_wavs(user_wavs, tmp_path):

@@ -1,6 +1,6 @@
 """Property-based fuzzing (Hypothesis) of every parser and loader that takes outside input: CLI
 numbers, OSC packets and bundles (over UDP, and TCP's two framings), JSON Lines and MIDI scores, preset TOML, analysis files, model
-JSON and safetensors headers, audio file headers.
+JSON (decoder and timbre model) and safetensors headers, audio file headers.
 
 The property everywhere: a valid result, or a SynthError whose text is a sentence. Never another
 exception, never a hang (each case has a deadline), never a file left behind.
@@ -431,6 +431,21 @@ def test_a_model_metadata_file_loads_or_is_refused_in_a_sentence(data, decoder_m
     text = json.dumps(data.draw(mutated_json(decoder_meta))) if data.draw(st.integers(0, 9)) else data.draw(st.text(max_size=30))
     (folder / "model.json").write_text(text, encoding="utf-8")
     refused_clearly(lambda: load_runtime(stem, voices=1))
+
+
+@examples(60)
+@given(data=st.data())
+def test_a_timbre_model_loads_without_torch_or_is_refused_in_a_sentence(data, folder):
+    from synth.dsp.timbre_encoder import load_timbre_encoder
+
+    stem = folder / "timbre"
+    (folder / "timbre.safetensors").write_bytes((MODELS / "gm-vae.safetensors").read_bytes())
+    meta = json.loads((MODELS / "gm-vae.json").read_text())
+    text = json.dumps(data.draw(mutated_json(meta))) if data.draw(st.integers(0, 9)) else data.draw(st.text(max_size=30))
+    (folder / "timbre.json").write_text(text, encoding="utf-8")
+    encoder = refused_clearly(lambda: load_timbre_encoder(stem))
+    if encoder is not None:
+        assert all(np.all(np.isfinite(v)) for v in encoder.encode(np.zeros((3, encoder.mel_bands), np.float32)))
 
 
 @st.composite

@@ -83,6 +83,53 @@ def test_the_encoder_pools_only_frames_near_the_loudest():
         encoder(torch.zeros(1, 0, 128))
 
 
+def test_the_numpy_encoder_gives_the_torch_encoders_posterior(trained):
+    """synth.dsp.timbre_encoder (what `synth encode` runs, without torch) and models.vae.TimbreEncoder
+    agree on the shipped model and on a freshly trained one, quiet frames and all."""
+    from models.data import log_mel
+    from synth.dsp.timbre_encoder import load_timbre_encoder
+
+    note = render_note(73, 72, 100, 0.8, sample_rate=SR, release_s=0.3)
+    mel = log_mel(note)
+    for stem in (SHIPPED, trained[0] / "tv"):
+        torch_encoder, _ = load_vae(stem)
+        with torch.no_grad():
+            expected = [t[0].numpy() for t in torch_encoder(torch.from_numpy(mel)[None])]
+        runtime = load_timbre_encoder(stem)
+        for ours, theirs in zip(runtime.encode(mel), expected):
+            np.testing.assert_allclose(ours, theirs, atol=1e-4)
+        np.testing.assert_array_equal(runtime.encode_audio(note), runtime.encode(mel))
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda w, m: w.pop("head.bias"), r"weight 'head\.bias' is missing"),
+    (lambda w, m: w.update({"frame2.weight": np.zeros((8, 8), np.float32)}),
+     r"weight 'frame2\.weight' has shape \[8, 8\], the config asks for \[128, 128\]"),
+    (lambda w, m: w.update({"extra": np.zeros(1, np.float32)}), r"unexpected weight 'extra'"),
+    (lambda w, m: m["config"].update(hidden=0), r"key 'config\.hidden'=0 must be an integer in 8\.\.2048"),
+    (lambda w, m: m["config"].update(width=3), r"key 'config\.width' is not a timbre encoder setting"),
+])
+def test_the_numpy_encoder_names_a_weight_or_setting_that_does_not_fit(change, message):
+    from synth.dsp.decoder_runtime import read_weights_numpy
+    from synth.dsp.timbre_encoder import TimbreEncoderRuntime
+
+    weights, meta = read_weights_numpy(SHIPPED.with_suffix(".safetensors")), read_metadata(SHIPPED)
+    change(weights, meta)
+    with pytest.raises(SynthError, match=message):
+        TimbreEncoderRuntime(weights, meta, "gm-vae.safetensors")
+
+
+def test_synth_encode_runs_without_torch(tmp_path):
+    note = render_note(73, 60, 100, 0.5, sample_rate=SR, release_s=0.1)
+    soundfile.write(tmp_path / "note.wav", note, SR)
+    script = ("import sys; from synth.latent import encode_file; lines = encode_file(sys.argv[1]); "
+              "print(lines[0]); print(sorted(m for m in ('torch', 'torchaudio') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "note.wav")], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[0].startswith("z = ") and done.stdout.splitlines()[1] == "[]"
+
+
 def test_kl_per_dimension_and_principal_axes():
     mean = torch.tensor([[1.0, 0.0], [0.0, 0.0]])
     log_variance = torch.tensor([[0.0, 0.0], [0.0, float(np.log(4.0))]])

@@ -1,4 +1,5 @@
-"""Conditioning features for the neural decoder: f0 (Hz) and A-weighted loudness (dB) per frame.
+"""Conditioning features for the neural decoder: f0 (Hz), A-weighted loudness (dB) and log-mel
+bands per frame.
 
 Frame convention (shared with the synthesiser and the data sets): hop `hop_samples`; frame k
 describes samples [k*hop, (k+1)*hop) and holds the value reached at the END of that block, sample
@@ -110,6 +111,48 @@ def loudness_db(audio: np.ndarray, sample_rate: int, hop_samples: int = 256, win
         spectrum = np.fft.rfft(_centred_frames(audio, hop_samples, window_samples, first + 1, count) * window, axis=1)
         power = (spectrum.real ** 2 + spectrum.imag ** 2) @ weights
         out[first:first + count] = 10.0 * np.log10(np.maximum(power, _FLOOR_POWER))
+    return out
+
+
+def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, f_min_hz: float = 0.0,
+                   f_max_hz: float | None = None) -> np.ndarray:
+    """Triangular mel filters, float64 [n_fft // 2 + 1, n_mels], peak 1 (no area normalisation):
+    filter m rises from mel point m to m + 1 and falls to m + 2, the n_mels + 2 points spaced evenly
+    on the HTK scale (mel = 2595 log10(1 + f / 700 Hz)) from f_min_hz to f_max_hz (default Nyquist)."""
+    f_max_hz = sample_rate / 2.0 if f_max_hz is None else f_max_hz
+    if not 0.0 <= f_min_hz < f_max_hz <= sample_rate / 2.0:
+        raise SynthError(f"mel filters: need 0 <= f_min_hz < f_max_hz <= {sample_rate / 2.0:g} Hz, "
+                         f"got {f_min_hz:g}..{f_max_hz:g} Hz")
+    mel_low, mel_high = (2595.0 * np.log10(1.0 + f / 700.0) for f in (f_min_hz, f_max_hz))
+    points_hz = 700.0 * (10.0 ** (np.linspace(mel_low, mel_high, n_mels + 2) / 2595.0) - 1.0)
+    bins_hz = np.arange(n_fft // 2 + 1) * (sample_rate / n_fft)
+    widths_hz = np.diff(points_hz)
+    offset_hz = points_hz[None, :] - bins_hz[:, None]
+    rising = -offset_hz[:, :-2] / widths_hz[:-1]
+    falling = offset_hz[:, 2:] / widths_hz[1:]
+    return np.maximum(0.0, np.minimum(rising, falling))
+
+
+def log_mel(audio: np.ndarray, sample_rate: int, hop_samples: int = 256, n_fft: int = 2048, n_mels: int = 128,
+            floor_power: float = 1e-5) -> np.ndarray:
+    """Log mel spectrogram, float32 [len(audio) // hop_samples, n_mels]: the natural log of the mel
+    power (|FFT|^2 of a periodic-Hann-windowed n_fft frame, unscaled, through mel_filterbank from
+    0 Hz to Nyquist), floored at floor_power. Frame k is centred on sample (k+1) * hop_samples
+    with zeros outside the signal, like the other features; the values are torchaudio's
+    MelSpectrogram(center=True, pad_mode="constant", mel_scale="htk", norm=None) frame k + 1."""
+    audio = _check_audio(audio)
+    sample_rate = _check_int("sample_rate", sample_rate, 1000)
+    hop_samples = _check_int("hop_samples", hop_samples, 1)
+    n_fft = _check_int("n_fft", n_fft, 16)
+    frames = audio.size // hop_samples
+    filters = mel_filterbank(sample_rate, n_fft, _check_int("n_mels", n_mels, 1))
+    window = hann_window(n_fft)
+    out = np.empty((frames, n_mels), dtype=np.float32)
+    for first in range(0, frames, _CHUNK_FRAMES):
+        count = min(_CHUNK_FRAMES, frames - first)
+        spectrum = np.fft.rfft(_centred_frames(audio, hop_samples, n_fft, first + 1, count) * window, axis=1)
+        power = (spectrum.real ** 2 + spectrum.imag ** 2) @ filters
+        out[first:first + count] = np.log(np.maximum(power, floor_power))
     return out
 
 
