@@ -13,7 +13,8 @@ stream's reported output latency).
 
 Rate: a separate sender process sends a mix of parameter and note messages at a fixed rate for
 --seconds; a step passes when every message sent was read by the server, every resulting event was
-applied by the engine, none was dropped (socket buffer, event ring) or left unsent (a sender
+applied by the engine, none was dropped (by the kernel for a full socket receive buffer: "sock drop",
+UDP only; or by a full event ring: "dropped") or left unsent (a sender
 that cannot keep the rate over TCP is being held back by the server), and the stream did not
 underflow once. The rate doubles until a step fails, then is bisected to within 10%. A per-CPU
 stall probe (synth.io.stall_probe) runs beside each step: the underflows that no machine stall
@@ -191,6 +192,7 @@ def rate_step(host: Host, server, rate: int, seconds: float, tcp: bool) -> tuple
     settle(server)
     before = dict(server.counters.__dict__)
     dropped_before, underflows, applied_before = host.counters.dropped_events, host.underflows, host.applied_events
+    socket_drops_before = server.socket_drops() or 0
     with StallProbe(min(STALL_THRESHOLD_S, 0.75 * host.block_size / host.sample_rate)) as probe:
         result = subprocess.run([sys.executable, "-c", RATE_SENDER, str(server.port), str(rate), str(seconds),
                                  "tcp" if tcp else "udp"], capture_output=True, text=True, timeout=seconds * 10 + 30)
@@ -204,11 +206,12 @@ def rate_step(host: Host, server, rate: int, seconds: float, tcp: bool) -> tuple
     dropped = host.counters.dropped_events - dropped_before  # every post refused, from any source
     applied = host.applied_events - applied_before
     underflowed = host.underflows - underflows
+    socket_dropped = (server.socket_drops() or 0) - socket_drops_before
     unexplained = len(probe.unexplained(host.underflow_times()[underflows:]))
     kept_pace = elapsed <= seconds * 1.1
     kept_up = received == sent == round(rate * seconds) and applied == sent and dropped == 0 and kept_pace
     passed = kept_up and underflowed == 0
-    line = (f"{rate:9d} {sent:9d} {elapsed:7.2f} {received:9d} {applied:9d} {dropped:8d} "
+    line = (f"{rate:9d} {sent:9d} {elapsed:7.2f} {received:9d} {socket_dropped:9d} {applied:9d} {dropped:8d} "
             f"{underflowed:10d} {unexplained:11d} {len(probe.stalls):6d}  {'pass' if passed else 'FAIL'}")
     return passed, kept_up and unexplained == 0, line
 
@@ -233,7 +236,7 @@ def settle(server, quiet_s: float = 0.3) -> None:
 
 
 def highest_rate(host: Host, server, seconds: float, tcp: bool) -> int | None:
-    print(f"{'rate/s':>9} {'sent':>9} {'send s':>7} {'read':>9} {'applied':>9} {'dropped':>8} {'underflows':>10} "
+    print(f"{'rate/s':>9} {'sent':>9} {'send s':>7} {'read':>9} {'sock drop':>9} {'applied':>9} {'dropped':>8} {'underflows':>10} "
           f"{'unexplained':>11} {'stalls':>6}")
     best, failed, rate = None, None, 1000
     while rate <= MAX_RATE:

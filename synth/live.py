@@ -129,6 +129,10 @@ def play(preset_name, score=None, *, device=None, sample_rate=48000, block_size=
         c = server.counters
         print(f"OSC: {c.received} messages, {c.applied} applied, {c.malformed} malformed, {c.refused} refused, "
               f"{c.unknown} unknown, {c.invalid} invalid, {c.dropped} dropped", file=sys.stderr)
+        socket_drops = server.socket_drops()
+        if socket_drops:
+            print(f"OSC over UDP: {socket_drops} datagrams lost before they were read (the socket's receive buffer "
+                  f"was full: raise net.core.rmem_max, or send less)", file=sys.stderr)
         if isinstance(server, OscTcpServer):
             t = server.tcp_counters
             print(f"OSC over TCP: {t.connections} connections; closed for {t.oversize} oversize, {t.garbage} garbage, "

@@ -191,6 +191,27 @@ def impulse_host(jack, capture_frames):
                 plugin_modules=["conftest"])
 
 
+def test_datagrams_the_socket_buffer_could_not_hold_are_counted_as_socket_drops():
+    """Nothing reads the socket of a server not yet started: what its receive buffer (asked for
+    4 MB) cannot hold the kernel drops, and socket_drops() has every datagram the server never read."""
+    server = OscServer(Host(load_preset("warm-pad")), port=0)
+    client = Client(server.port)
+    try:
+        assert server.socket_drops() == 0
+        packet = message("/param/delay/mix", b"x" * 8000)
+        sent = 2500  # 20 MB: more than any receive buffer the kernel gives (8 MB at most by default)
+        for _ in range(sent):
+            client.send(packet)
+        drops = server.socket_drops()
+        server.start()
+        wait_for(lambda: server.counters.packets + drops == sent)
+        assert 0 < drops < sent and server.socket_drops() == drops
+    finally:
+        client.close()
+        server.stop()
+    assert server.socket_drops() == drops  # kept for the summary after the socket closed
+
+
 def test_bundles_land_on_their_sample_and_late_ones_are_counted(jack):
     host = impulse_host(jack, JACK_RATE * 2)
     with host, OscServer(host, port=0) as server:

@@ -17,6 +17,7 @@ README has the table. OSC over TCP, beside this UDP server: synth.control.osc_tc
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ from synth.host import Host
 from synth.presets import SHIPPED_PRESETS, load_preset_by_name
 
 MAX_PACKET = 65536
+RECEIVE_BUFFER_BYTES = 4 * 1024 * 1024  # asked of the kernel for the UDP socket (capped at net.core.rmem_max)
 TRANSLATED_ADDRESSES = ("/latent", "/latent/xy", "/latent/morph", "/say", "/sing")  # synth.control.addresses
 SERVER_ADDRESSES = ("/status", "/params", "/notify", "/preset/load", "/tempo/raw", "/play")
 
@@ -72,12 +74,15 @@ class OscServer:
         self._translator = MessageTranslator(self.host.chain, self.osc_map, strict=False)
         self._socket = self._open_udp(self.port)
         self.port = self._socket.getsockname()[1]
+        self._socket_inode = str(os.fstat(self._socket.fileno()).st_ino)
+        self._drops_at_close: int | None = None
         self._running = False
         self._thread: threading.Thread | None = None
 
     def _open_udp(self, port: int) -> socket.socket:
         """A UDP socket bound to `bind`:`port` (0: a free port); SynthError naming both if taken."""
         udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        udp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER_BYTES)
         try:
             udp.bind((self.bind, port))
         except OSError as error:
@@ -98,6 +103,8 @@ class OscServer:
         if self._thread is not None:
             self._thread.join()
             self._thread = None
+        if self._socket.fileno() >= 0:
+            self._drops_at_close = self.socket_drops()
         self._socket.close()
 
     def __enter__(self) -> OscServer:
@@ -205,6 +212,22 @@ class OscServer:
             raise UnknownName(f"{address}: unknown address (the chain has {len(params)} parameters)")
         slot_id, name = params[int(parts[2]) - 1]
         return f"/param/{slot_id}/{name}/norm"
+
+    def socket_drops(self) -> int | None:
+        """Datagrams the kernel dropped for this server's UDP socket because its receive buffer was
+        full (never read, so no other counter has them); from /proc/net/udp, None where that is
+        not available (not Linux). After stop(): the count when the socket closed."""
+        if self._socket.fileno() < 0:
+            return self._drops_at_close
+        try:
+            with open("/proc/net/udp", encoding="ascii") as table:
+                for line in table:
+                    fields = line.split()
+                    if len(fields) >= 13 and fields[9] == self._socket_inode:
+                        return int(fields[-1])
+        except (OSError, ValueError):
+            return None
+        return None
 
     def _post(self, event) -> None:
         if not self.host.post(event):
