@@ -59,6 +59,37 @@ def test_the_output_does_not_depend_on_the_block_size(model_json):
         np.testing.assert_array_equal(outputs[0], other)
 
 
+@pytest.mark.parametrize("block", (16, 65, 256, 4096))
+def test_a_note_starts_on_its_sample_wherever_it_falls_in_a_model_frame(model_json, block):
+    """Notes at every phase of the model's 256-sample frame (and one on a frame boundary) start
+    on their own sample, not at the next frame, whatever the block size: their first frame is the
+    rest of the frame in progress. Each sounds alike from its start (the same note rendered alone
+    from sample 0, to within the noise, which draws other samples)."""
+    starts = [24000 + offset for offset in (0, 1, 100, 192, 255)]
+    for start in starts:
+        alone = play(NeuralDecoder(model=model_json, noise_db=-60), [NoteOn(0, 60, 100)], 0.1, block)
+        audio = play(NeuralDecoder(model=model_json, noise_db=-60), [NoteOn(start, 60, 100)], 0.6, block)
+        sounding = np.flatnonzero(audio)
+        assert sounding[0] in (start, start + 1), (start, sounding[0])  # harmonics fade in from 0 at the start
+        # the first frame is shorter (its attack ramp as steep as the rest), then both follow the same frames
+        head = 20 * np.log10(np.sqrt(np.mean(audio[start:start + 2400] ** 2)) / np.sqrt(np.mean(alone[:2400] ** 2)))
+        assert abs(head) < 1.5, (start, head)
+    noisy = play(NeuralDecoder(model=model_json, harmonics_db=-60), [NoteOn(24100, 60, 100)], 0.6, block)
+    assert np.flatnonzero(noisy)[0] in (24100, 24101)  # the noise part too (its filter's first tap is 0)
+
+
+def test_a_chord_that_starts_mid_frame_and_the_voices_already_sounding_keep_their_state(model_json):
+    """Notes started mid-frame beside a sounding one: the sounding voice renders exactly as
+    without them until they start, and the chord's notes each start on their sample."""
+    held = [NoteOn(0, 48, 100)]
+    chord = held + [NoteOn(10_100, 60, 100), NoteOn(10_100, 64, 100), NoteOn(10_300, 67, 100)]
+    alone = play(NeuralDecoder(model=model_json, voice_limit=4, noise_db=-60), held, 0.5)
+    together = play(NeuralDecoder(model=model_json, voice_limit=4, noise_db=-60), chord, 0.5)
+    np.testing.assert_array_equal(alone[:10_100], together[:10_100])
+    others = together - alone
+    assert np.flatnonzero(np.abs(others) > 1e-7)[0] in (10_100, 10_101)
+
+
 def test_eight_voices_each_with_its_own_state(model_json):
     plugin = NeuralDecoder(model=model_json, voice_limit=8)
     events = [NoteOn(i * 256, 48 + 3 * i, 100) for i in range(8)]
@@ -85,6 +116,11 @@ def test_rendering_allocates_nothing(model_json):
     for _ in range(4):
         engine.process(out)
     assert_process_allocates_nothing(engine, out, 50)
+    for i in range(8):  # notes that start mid-frame, in the measured blocks: their first frames too
+        engine.schedule(NoteOff(0, 50 + i))
+        engine.schedule(NoteOn(SR + 1000 * i + 37, 60 + i, 100))
+    assert_process_allocates_nothing(engine, out, 300)
+    assert plugin.active_voices == 8
 
 
 def test_bad_model_files_and_settings_name_the_problem(model_json, tmp_path):

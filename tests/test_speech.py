@@ -185,6 +185,21 @@ def test_voice_plugin_says_and_sings_from_events(tiny):
         MessageTranslator(load_preset("warm-pad").build_engine()).translate("/sing", ["la"], 0)
 
 
+@pytest.mark.parametrize("block", (16, 256))
+def test_a_sung_note_starts_on_its_sample(tiny, block):
+    """A note begun anywhere in a frame the voice is silent for sounds from its own sample (its
+    first frame is the rest of that frame), not from the next frame."""
+    folder, _, _ = tiny
+    for start in (12_000, 12_001, 12_100, 12_255):
+        engine = Engine([Slot("voice", Voice(tts=folder / "tts.json", decoder=folder / "voice.json"))], SR, block, 1)
+        engine.prepare()
+        engine.schedule(NoteOn(start, 64, 100))
+        out = np.zeros((start + 4096, 1), np.float32)
+        for first in range(0, out.shape[0], block):
+            engine.process(out[first:first + block])
+        assert np.flatnonzero(out[:, 0])[0] in (start, start + 1), (start, np.flatnonzero(out[:, 0])[0])
+
+
 def test_the_shipped_models_say_a_sentence_and_sing_a_melody_in_tune():
     """Speech of a plain sentence, and "happy birthday to you" on C4 C4 D4 C4 F4 E4: each note's
     median pyin f0 within 20 cents of the note, and voiced for most of it."""

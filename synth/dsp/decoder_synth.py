@@ -17,7 +17,8 @@ from __future__ import annotations
 import numpy as np
 
 from synth.dsp.decoder_runtime import DecoderRuntime
-from synth.dsp.decoder_voices import harmonic_partials, noise_voices, silence_voice
+from synth.dsp.decoder_voices import (harmonic_partials, noise_voices, settle_voice_partials, silence_voice,
+                                      take_voice_partials)
 from synth.dsp.filtered_noise import make_noise_state
 from synth.dsp.noise import seed_states
 from synth.dsp.oscbank import make_workspace, render_partials
@@ -43,6 +44,9 @@ class DecoderSynth:
         self._amp_end = np.zeros(count, dtype=np.float32)
         self._phase = np.zeros(count)
         self._workspace = make_workspace(count)
+        harmonics = self.harmonics
+        self._one_voice = (np.zeros(harmonics, np.float32), np.zeros(harmonics, np.float32),
+                           np.zeros(harmonics, np.float32), np.zeros(harmonics, np.float32), np.zeros(harmonics))
         self._white = np.zeros(self.hop, dtype=np.float32)
         self._bands = np.zeros(bands, dtype=np.float32)
         self._rng = seed_states(int(seed), voices)
@@ -76,4 +80,26 @@ class DecoderSynth:
         np.copyto(self._freq_start, self._freq_end)
         np.copyto(self._amp_start, self._amp_end)
         noise_voices(noise_out, self.hop, self._rng, self._white, noise, noise_gain, active, self._bands,
+                     self._taps, self._overlap)
+
+    def render_onsets(self, out: np.ndarray, n: int, f0_hz: np.ndarray, starting: np.ndarray, harmonic_gain: float,
+                      noise_gain: float) -> None:
+        """Add into out[0:n] (float32) the first frame of each voice v with starting[v] (bool
+        [voices]): a note that began n samples (0 < n < hop) before the end of the frame in
+        progress, whose other voices are already rendered. The runtime's last step (taken for
+        those voices alone) is reached over those n samples instead of a hop, the harmonics
+        fading in from silence at their own pitch; from the next frame on the voice keeps the
+        frame grid with the others, so its note sounds from its own sample. Allocates nothing."""
+        harmonic_partials(f0_hz, self.runtime.amplitude, self.runtime.harmonics, starting, harmonic_gain,
+                          self._freq_start, self._amp_start, self._freq_end, self._amp_end)
+        freq_start, freq_end, amp_start, amp_end, phase = self._one_voice
+        for v in range(self.runtime.voices):
+            if starting[v]:
+                take_voice_partials(v, self.harmonics, self._freq_start, self._freq_end, self._amp_start,
+                                    self._amp_end, self._phase, freq_start, freq_end, amp_start, amp_end, phase)
+                render_partials(out, n, freq_start, freq_end, amp_start, amp_end, phase, self.sample_rate,
+                                self._workspace)
+                settle_voice_partials(v, self.harmonics, self._freq_start, self._amp_start, self._phase, freq_end,
+                                      amp_end, phase)
+        noise_voices(out, n, self._rng, self._white, self.runtime.noise, noise_gain, starting, self._bands,
                      self._taps, self._overlap)

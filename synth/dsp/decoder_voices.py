@@ -18,9 +18,12 @@ SILENT_DB = -120.0
 
 
 @njit(nogil=True, cache=True)
-def advance_envelopes(stage, level, samples, attack_inc, decay_coef, sustain, release_coef):
-    """Advance every voice's ADSR by `samples` samples (arrays [voices], in place)."""
+def advance_envelopes(stage, level, samples, attack_inc, decay_coef, sustain, release_coef, voices):
+    """Advance the ADSR of each voice v with voices[v] (bool) by `samples` samples (arrays [voices],
+    in place)."""
     for v in range(stage.shape[0]):
+        if not voices[v]:
+            continue
         st, lev = stage[v], level[v]
         for _ in range(samples):
             if st == IDLE:
@@ -33,8 +36,9 @@ def advance_envelopes(stage, level, samples, attack_inc, decay_coef, sustain, re
 @njit(nogil=True, cache=True)
 def voice_conditioning(stage, level, velocity, note, pitch_hz, vibrato_phase, frame_s, glide_coef,
                        tune_ratio, vibrato_rate_hz, vibrato_cents, loudness_max_db, loudness_min_db,
-                       f0_out, loudness_out, active_out):
-    """Conditioning of every voice for the next frame (arrays [voices]).
+                       f0_out, loudness_out, active_out, voices):
+    """Conditioning for the next frame (frame_s seconds long) of each voice v with voices[v] (bool);
+    arrays [voices], the others left as they are.
 
     pitch_hz glides (exponentially in log frequency, glide_coef per frame: 0 = at once) towards the
     note's equal-tempered frequency times tune_ratio; vibrato adds vibrato_cents (peak) at
@@ -42,6 +46,8 @@ def voice_conditioning(stage, level, velocity, note, pitch_hz, vibrato_phase, fr
     loudness_max_db plus the level of velocity gain times envelope, floored at loudness_min_db.
     """
     for v in range(stage.shape[0]):
+        if not voices[v]:
+            continue
         active_out[v] = stage[v] != IDLE
         if not active_out[v]:
             loudness_out[v] = loudness_min_db
@@ -81,6 +87,38 @@ def fill_rows(matrix, row):
     for r in range(matrix.shape[0]):
         for c in range(matrix.shape[1]):
             matrix[r, c] = row[c]
+
+
+@njit(nogil=True, cache=True)
+def take_voice_partials(voice, harmonics, freq_start, freq_end, amp_start, amp_end, phase_rad,
+                        one_freq_start, one_freq_end, one_amp_start, one_amp_end, one_phase_rad):
+    """Copy voice `voice`'s partials (entries voice * harmonics onwards of the [voices * harmonics]
+    arrays) into the one-voice arrays [harmonics], so the oscillator bank can render that voice alone."""
+    first = voice * harmonics
+    for h in range(harmonics):
+        one_freq_start[h] = freq_start[first + h]
+        one_freq_end[h] = freq_end[first + h]
+        one_amp_start[h] = amp_start[first + h]
+        one_amp_end[h] = amp_end[first + h]
+        one_phase_rad[h] = phase_rad[first + h]
+
+
+@njit(nogil=True, cache=True)
+def settle_voice_partials(voice, harmonics, freq_start, amp_start, phase_rad, one_freq_end, one_amp_end, one_phase_rad):
+    """After rendering a voice alone (take_voice_partials): its next segment starts where this one
+    ended (frequency, amplitude and phase back into the [voices * harmonics] arrays)."""
+    first = voice * harmonics
+    for h in range(harmonics):
+        freq_start[first + h] = one_freq_end[h]
+        amp_start[first + h] = one_amp_end[h]
+        phase_rad[first + h] = one_phase_rad[h]
+
+
+@njit(nogil=True, cache=True)
+def add_samples(destination, destination_start, source, source_start, count):
+    """destination[destination_start : +count] += source[source_start : +count] (no views made)."""
+    for i in range(count):
+        destination[destination_start + i] += source[source_start + i]
 
 
 @njit(nogil=True, cache=True)

@@ -19,7 +19,7 @@ import numpy as np
 
 from synth.dsp.decoder_runtime import DecoderRuntime, load_runtime
 from synth.dsp.decoder_synth import DecoderSynth
-from synth.dsp.decoder_voices import advance_envelopes, copy_samples, fill_rows, voice_conditioning
+from synth.dsp.decoder_voices import add_samples, advance_envelopes, copy_samples, fill_rows, voice_conditioning
 from synth.dsp.oscillators import midi_to_hz
 from synth.dsp.timbre_space import Z_LIMIT, load_timbre_space
 from synth.errors import SynthError
@@ -159,8 +159,19 @@ class NeuralDecoder(PolyInstrument):
         self._synth = DecoderSynth(self.runtime)
         self._frame = np.zeros(self.hop, dtype=np.float32)
         self._position = self.hop  # samples of the current frame already handed out
+        self._every_voice = np.ones(voices, dtype=bool)
+        self._starting = np.zeros(voices, dtype=bool)  # notes begun inside the current frame, not yet rendered
+        self._any_starting = False
+        self._onsets = np.zeros(self.hop, dtype=np.float32)
         self._last_pitch_hz = 0.0
         self.timbre.allocate(self.params)
+
+    def warm_up(self) -> None:
+        """PolyInstrument's warm-up, then a second note begun inside the frame it left in progress,
+        so that the kernels of a first frame (DecoderSynth.render_onsets) are compiled too."""
+        super().warm_up()
+        self.note_on(64, 100)
+        self.process(np.zeros((self.channels, self.max_block), dtype=np.float32), 1)
 
     def start_voice(self, v: int, was_idle: bool) -> None:
         glide = self.params["glide_ms"].target > 0.0 and self._last_pitch_hz > 0.0
@@ -171,6 +182,9 @@ class NeuralDecoder(PolyInstrument):
         elif not glide:
             self._pitch[v] = 0.0
         self._last_pitch_hz = midi_to_hz(int(self.voices.note[v]))
+        if was_idle and self._position < self.hop:  # mid-frame: its first frame is the rest of this one
+            self._starting[v] = True
+            self._any_starting = True
 
     def clear_voice_state(self) -> None:
         self._synth.reset()
@@ -178,9 +192,13 @@ class NeuralDecoder(PolyInstrument):
             array[...] = 0.0
         self._frame.fill(0.0)
         self._position = self.hop
+        self._starting.fill(False)
+        self._any_starting = False
         self._last_pitch_hz = 0.0
 
     def render_voices(self, mono: np.ndarray, n: int, envelope: tuple) -> None:
+        if self._any_starting:
+            self._render_onsets(envelope)
         done = 0
         while done < n:
             if self._position == self.hop:
@@ -191,19 +209,42 @@ class NeuralDecoder(PolyInstrument):
             self._position += take
             done += take
 
+    def _glide_coef(self, frame_s: float) -> float:
+        """How much of the pitch's distance to its note remains after a frame of frame_s seconds."""
+        glide_ms = self.params["glide_ms"].target
+        return float(np.exp(-1000.0 * frame_s / glide_ms)) if glide_ms > 0.0 else 0.0
+
+    def _render_onsets(self, envelope: tuple) -> None:
+        """The first frame of the notes begun inside the frame in progress: the rest of that frame,
+        from each note's own sample (DecoderSynth.render_onsets), the parameters as they stand."""
+        p, pool, starting = self.params, self.voices, self._starting
+        samples = self.hop - self._position
+        frame_s = samples / self.sample_rate
+        advance_envelopes(pool.stage, pool.level, samples, *envelope, starting)
+        voice_conditioning(pool.stage, pool.level, pool.velocity, pool.note, self._pitch, self._vibrato, frame_s,
+                           self._glide_coef(frame_s), 2.0 ** (p["tune_cents"].value / 1200.0),
+                           p["vibrato_rate_hz"].value, p["vibrato_cents"].value, self.loudness_top_db,
+                           max(self.loudness_floor_db, self.loudness_top_db - p["dynamics_db"].target),
+                           self._f0, self._loudness, self._active, starting)
+        self.runtime.step(self._f0, self._loudness, None, starting)
+        self._onsets.fill(0.0)
+        self._synth.render_onsets(self._onsets, samples, self._f0, starting, 10.0 ** (p["harmonics_db"].value / 20.0),
+                                  10.0 ** (p["noise_db"].value / 20.0))
+        add_samples(self._frame, self._position, self._onsets, 0, samples)
+        starting.fill(False)
+        self._any_starting = False
+
     def _render_frame(self, envelope: tuple) -> None:
         """The next hop of audio into self._frame: conditioning, one decoder step, synthesis."""
         p, hop = self.params, self.hop
         frame_s = hop / self.sample_rate
         pool = self.voices
-        advance_envelopes(pool.stage, pool.level, hop, *envelope)
-        glide_ms = p["glide_ms"].target
-        glide_coef = float(np.exp(-1000.0 * frame_s / glide_ms)) if glide_ms > 0.0 else 0.0
+        advance_envelopes(pool.stage, pool.level, hop, *envelope, self._every_voice)
         voice_conditioning(pool.stage, pool.level, pool.velocity, pool.note, self._pitch, self._vibrato, frame_s,
-                           glide_coef, 2.0 ** (p["tune_cents"].ramp(hop)[1] / 1200.0), p["vibrato_rate_hz"].ramp(hop)[1],
-                           p["vibrato_cents"].ramp(hop)[1], self.loudness_top_db,
+                           self._glide_coef(frame_s), 2.0 ** (p["tune_cents"].ramp(hop)[1] / 1200.0),
+                           p["vibrato_rate_hz"].ramp(hop)[1], p["vibrato_cents"].ramp(hop)[1], self.loudness_top_db,
                            max(self.loudness_floor_db, self.loudness_top_db - p["dynamics_db"].target),
-                           self._f0, self._loudness, self._active)
+                           self._f0, self._loudness, self._active, self._every_voice)
         self.timbre.advance(hop)
         self.runtime.step(self._f0, self._loudness, None, self._active)
         self._frame.fill(0.0)

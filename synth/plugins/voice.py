@@ -27,7 +27,7 @@ from numba import njit
 
 from synth.dsp.decoder_runtime import load_runtime
 from synth.dsp.decoder_synth import DecoderSynth
-from synth.dsp.decoder_voices import copy_samples
+from synth.dsp.decoder_voices import add_samples, copy_samples
 from synth.dsp.mix import add_mono
 from synth.errors import SynthError
 from synth.params import LOG, float_param
@@ -39,13 +39,6 @@ MAX_LYRIC_SYLLABLES = 512
 HANDED_OVER_KEPT = 4  # utterances and lyric tables kept referenced off the audio thread
 SILENT_DB = -120.0
 DEFAULT_LYRIC = "ah"
-
-
-@njit(nogil=True, cache=True)
-def _add_samples(destination, source, source_start, count):
-    """destination[0:count] += source[source_start : source_start + count]."""
-    for i in range(count):
-        destination[i] += source[source_start + i]
 
 
 @njit(nogil=True, cache=True)
@@ -160,6 +153,7 @@ class Voice(Instrument):
     def allocate(self) -> None:
         self._mono = np.zeros(self.max_block, dtype=np.float32)
         self._frame = np.zeros(self.hop, dtype=np.float32)
+        self._onset = np.zeros(self.hop, dtype=np.float32)
         self._f0 = np.zeros(1, dtype=np.float32)
         self._loudness = np.zeros(1, dtype=np.float32)
         self._active = np.zeros(1, dtype=bool)
@@ -168,7 +162,9 @@ class Voice(Instrument):
         self._clear_state()
 
     def warm_up(self) -> None:
-        """Compile every kernel before audio: sing a note while a little silence is being said."""
+        """Compile every kernel before audio: sing a note, begun inside a silent frame, while a
+        little silence is being said."""
+        self.process(np.zeros((self.channels, self.max_block), dtype=np.float32), 1)
         self.note_on(60, 100)
         self.speak(np.zeros(self.hop, dtype=np.float32))
         super().warm_up()
@@ -185,6 +181,7 @@ class Voice(Instrument):
         self._note, self._velocity = -1, 0
         self._syllable, self._next_syllable, self._cursor = -1, 0, 0
         self._held, self._was_active, self._vibrato_phase = False, False, 0.0
+        self._onset_pending = False
         self._speech = self._no_speech
         self._speech_position = 0
 
@@ -206,6 +203,8 @@ class Voice(Instrument):
         self._next_syllable = self._syllable + 1
         self._cursor = int(table.start[self._syllable])
         self._note, self._velocity, self._held = note, velocity, True
+        # begun inside a frame the voice was silent for: the rest of that frame is its first (_render_onset)
+        self._onset_pending = not self._was_active and self._position < self.hop
         return False
 
     def note_off(self, note: int) -> None:
@@ -220,6 +219,8 @@ class Voice(Instrument):
         return 1 if self._syllable >= 0 else 0
 
     def process(self, bus: np.ndarray, n: int) -> None:
+        if self._onset_pending:
+            self._render_onset()
         done = 0
         while done < n:
             if self._position == self.hop:
@@ -232,18 +233,35 @@ class Voice(Instrument):
         speech = self._speech
         if self._speech_position < speech.shape[0]:
             take = min(n, speech.shape[0] - self._speech_position)
-            _add_samples(self._mono, speech, self._speech_position, take)
+            add_samples(self._mono, 0, speech, self._speech_position, take)
             self._speech_position += take
         level_start, level_end = self.params["level_db"].ramp(n)
         add_mono(bus, self._mono, n, level_start, level_end)
 
     def _render_frame(self) -> None:
         """The next hop of singing into self._frame (silence when no syllable sounds)."""
-        p, table, hop = self.params, self._lyric, self.hop
-        frame_s = hop / self.sample_rate
-        tune, rate, depth = p["tune_cents"].ramp(hop)[1], p["vibrato_rate_hz"].ramp(hop)[1], p["vibrato_cents"].ramp(hop)[1]
-        harmonic_gain = 10.0 ** (p["harmonics_db"].ramp(hop)[1] / 20.0)
-        noise_gain = 10.0 ** (p["noise_db"].ramp(hop)[1] / 20.0)
+        p, hop = self.params, self.hop
+        self._step(hop / self.sample_rate, p["tune_cents"].ramp(hop)[1], p["vibrato_rate_hz"].ramp(hop)[1],
+                   p["vibrato_cents"].ramp(hop)[1])
+        self._frame.fill(0.0)
+        self._synth.render_frame(self._frame, self._frame, self._f0, self._active,
+                                 10.0 ** (p["harmonics_db"].ramp(hop)[1] / 20.0), 10.0 ** (p["noise_db"].ramp(hop)[1] / 20.0))
+
+    def _render_onset(self) -> None:
+        """A note begun inside a frame the voice was silent for: the rest of that frame is its first
+        (DecoderSynth.render_onsets), so it sounds from its own sample; the parameters as they stand."""
+        self._onset_pending = False
+        p, samples = self.params, self.hop - self._position
+        self._step(samples / self.sample_rate, p["tune_cents"].value, p["vibrato_rate_hz"].value,
+                   p["vibrato_cents"].value)
+        self._onset.fill(0.0)
+        self._synth.render_onsets(self._onset, samples, self._f0, self._active, 10.0 ** (p["harmonics_db"].value / 20.0),
+                                  10.0 ** (p["noise_db"].value / 20.0))
+        add_samples(self._frame, self._position, self._onset, 0, samples)
+
+    def _step(self, frame_s: float, tune_cents: float, vibrato_rate_hz: float, vibrato_cents: float) -> None:
+        """The syllable's next frame of conditioning (a frame_s seconds long frame) and one decoder step."""
+        p, table = self.params, self._lyric
         active = False
         if self._syllable >= 0:
             k = self._syllable
@@ -259,8 +277,8 @@ class Voice(Instrument):
             if not self._was_active:
                 self._synth.restart_voice(0)
                 self._vibrato_phase = 0.0
-            self._vibrato_phase = (self._vibrato_phase + rate * frame_s) % 1.0
-            cents = tune + depth * math.sin(2.0 * math.pi * self._vibrato_phase)
+            self._vibrato_phase = (self._vibrato_phase + vibrato_rate_hz * frame_s) % 1.0
+            cents = tune_cents + vibrato_cents * math.sin(2.0 * math.pi * self._vibrato_phase)
             self._f0[0] = 440.0 * 2.0 ** ((self._note - 69) / 12.0 + cents / 1200.0)
             dynamics = p["dynamics_db"].target
             self._loudness[0] = table.loudness_db[frame] - dynamics * (1.0 - self._velocity / 127.0)
@@ -268,5 +286,3 @@ class Voice(Instrument):
         self._active[0] = active
         self._was_active = active
         self.runtime.step(self._f0, self._loudness, None, self._active)
-        self._frame.fill(0.0)
-        self._synth.render_frame(self._frame, self._frame, self._f0, self._active, harmonic_gain, noise_gain)
