@@ -11,7 +11,7 @@ from pathlib import Path
 from synth import __version__
 from synth.arguments import number, output_path
 from synth.errors import SynthError, SynthWarning
-from synth.limits import MAX_BLOCK, MAX_SAMPLE_RATE, MIN_BLOCK, MIN_SAMPLE_RATE
+from synth.limits import MAX_BLOCK, MAX_SAMPLE_RATE, MAX_TAIL_S, MIN_BLOCK, MIN_SAMPLE_RATE
 
 DEMO_PRESET = "warm-pad"
 DEMO_SCORE = Path(__file__).resolve().parent.parent / "presets" / "scores" / "demo.jsonl"
@@ -28,6 +28,15 @@ def _render(args: argparse.Namespace) -> int:
                           skip_unknown=args.skip_unknown)
     print("\n".join(summary.lines()))
     return 0
+
+
+def _batch(args: argparse.Namespace) -> int:
+    from synth.batch import run_batch
+
+    result = run_batch(args.jobs, args.output, workers=args.workers, address=args.address, inputs=args.inputs,
+                       progress=not args.quiet)
+    print("\n".join(result.lines()))
+    return 1 if result.failed else 0
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -271,7 +280,6 @@ AUDIO_FORMATS = ("float32", "pcm16", "pcm24", "flac", "ogg")  # synth.io.audiofi
 FORMAT_HELP = "float32, pcm16 or pcm24 WAV; flac (24-bit FLAC); ogg (Ogg Vorbis); the file name ends to match"
 SAMPLE_RATE = number(MIN_SAMPLE_RATE, MAX_SAMPLE_RATE, "Hz", integer=True)
 BLOCK_SIZE = number(MIN_BLOCK, MAX_BLOCK, "frames", integer=True)
-MAX_TAIL_S = 600.0
 TAIL = number(0, MAX_TAIL_S, "s")
 STEPS = number(1, 10_000_000, "steps", integer=True)
 BATCH_SIZE = number(1, 4096, integer=True)
@@ -300,6 +308,18 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--quiet", action="store_true", help="no progress bar")
     render.set_defaults(run=_render)
 
+    batch = commands.add_parser("batch", help="render every job of a JSON Lines job file on a Ray cluster")
+    batch.add_argument("jobs", help="job file: one JSON object a line with preset, score, out "
+                                    "(and sample_rate, format, tail, params)")
+    batch.add_argument("-o", "--output", required=True, help="folder the outputs and manifest.jsonl go to "
+                                                             "(made if missing; its parent must exist)")
+    batch.add_argument("--workers", type=number(1, 4096, "workers", integer=True),
+                       help="Ray workers (default: one per CPU of this machine, or of the cluster's share)")
+    batch.add_argument("--address", metavar="HOST:PORT", help="join this running Ray cluster instead of starting one")
+    batch.add_argument("--inputs", help="folder the job file's paths are relative to and stay inside "
+                                        "(default: the job file's)")
+    batch.add_argument("--quiet", action="store_true", help="no progress bar")
+    batch.set_defaults(run=_batch)
     demo = commands.add_parser("demo", help="render the demo score to WAV and play it where a device exists")
     demo.add_argument("--preset", default=DEMO_PRESET)
     demo.add_argument("-o", "--output", default="renders/demo.wav")

@@ -101,6 +101,32 @@ class PresetSpec:
         return Engine(slots, sample_rate=sample_rate, max_block=max_block, channels=channels,
                       input_channels=input_channels)
 
+    def with_params(self, values: dict[str, float | str], where: str = "params") -> PresetSpec:
+        """This preset with parameter values changed: `values` maps "slot/param" to a native value
+        (a choice name for a choice). SynthError naming `where`, the key and what it accepts."""
+        entries = {entry.id: entry for entry in self.chain}
+        changed = {entry.id: dict(entry.params) for entry in self.chain}
+        for key, value in values.items():
+            slot_id, _, name = key.partition("/")
+            if slot_id not in entries or not name:
+                raise SynthError(f"{where}: {key!r} is not 'slot/param' with a slot of {self.source} "
+                                 f"({', '.join(entries)})")
+            try:
+                spec = entries[slot_id].plugin_class().param_spec(name)
+            except SynthError as error:
+                raise SynthError(f"{where}: {key!r}: {error}") from None
+            spec.coerce(value, where=f"{where}: {key!r}")
+            changed[slot_id][name] = value
+        return replace(self, chain=[replace(entry, params=changed[entry.id]) for entry in self.chain])
+
+    def restore_params(self, engine: Engine) -> None:
+        """Every parameter of `engine` (built from this preset's chain) at once to the value this
+        preset gives it, or its default: a reused engine then renders as a newly built one does."""
+        for entry, slot in zip(self.chain, engine.slots):
+            for name, param in slot.plugin.params.items():
+                param.set(param.spec.coerce(entry.params.get(name, param.spec.default), where=name))
+                param.jump()
+
 
 def resolve_preset_path(name_or_path: str | Path, folders: list[Path] | None = None) -> Path:
     """A preset file from a path, or a bare name looked up in the preset folders only.

@@ -135,19 +135,21 @@ def render_array(engine: Engine, events: Iterable[Event], frames: int, block_siz
 def render_file(preset: PresetSpec, score_path: str | Path, out_path: str | Path, *, sample_rate: int = 48000,
                 fmt: str = "float32", tail_s: float = DEFAULT_TAIL_S, block_size: int = DEFAULT_BLOCK,
                 channels: int = 2, progress: bool = True, normalize_lufs: float | None = None,
-                skip_unknown: bool = False) -> RenderSummary:
+                skip_unknown: bool = False, engine: Engine | None = None) -> RenderSummary:
     """Render `score_path` with `preset` into an audio file at `out_path` (written atomically),
     and measure its loudness. normalize_lufs: scale the whole render to this integrated loudness
     (LUFS), as far as the master ceiling allows its true peak (the render is then held in memory
     until it is measured). skip_unknown: leave out score lines at addresses the preset does not
-    have, and list them in the summary."""
+    have, and list them in the summary. engine: one built earlier from this preset's chain at this
+    rate, block size and channels, to play again (its parameters are set back to the preset's and
+    it is prepared afresh) instead of building one."""
     if normalize_lufs is not None:
         return _render_normalized(preset, score_path, out_path, normalize_lufs, sample_rate=sample_rate, fmt=fmt,
                                   tail_s=tail_s, block_size=block_size, channels=channels, progress=progress,
-                                  skip_unknown=skip_unknown)
+                                  skip_unknown=skip_unknown, engine=engine)
     skipped = Counter() if skip_unknown else None
     engine, frames, blocks = _score_blocks(preset, score_path, sample_rate, block_size, channels, tail_s, progress,
-                                           skipped)
+                                           skipped, engine)
     peak, max_voices, playing = 0.0, 0, engine
     started = time.perf_counter()
     with wav_writer(out_path, sample_rate, channels, fmt) as wav:
@@ -162,10 +164,14 @@ def render_file(preset: PresetSpec, score_path: str | Path, out_path: str | Path
 
 
 def _score_blocks(preset: PresetSpec, score_path, sample_rate: int, block_size: int, channels: int, tail_s: float,
-                  progress: bool, skipped: Counter | None) -> tuple[Engine, int, Iterator[tuple[Engine, np.ndarray]]]:
+                  progress: bool, skipped: Counter | None,
+                  engine: Engine | None) -> tuple[Engine, int, Iterator[tuple[Engine, np.ndarray]]]:
     """(the prepared engine, the frames to render, the (playing engine, block) pairs with a
     progress bar over them)."""
-    engine = preset.build_engine(sample_rate, block_size, channels)
+    if engine is None:
+        engine = preset.build_engine(sample_rate, block_size, channels)
+    else:
+        preset.restore_params(engine)
     events = load_score(score_path, engine, preset.osc_map, preset.midi_cc, skipped)
     frames = total_frames(events, sample_rate, tail_s)
     engine.prepare()
@@ -182,10 +188,10 @@ def _score_blocks(preset: PresetSpec, score_path, sample_rate: int, block_size: 
 
 def _render_normalized(preset: PresetSpec, score_path, out_path, target_lufs: float, *, sample_rate: int, fmt: str,
                        tail_s: float, block_size: int, channels: int, progress: bool,
-                       skip_unknown: bool) -> RenderSummary:
+                       skip_unknown: bool, engine: Engine | None) -> RenderSummary:
     skipped = Counter() if skip_unknown else None
     engine, frames, blocks = _score_blocks(preset, score_path, sample_rate, block_size, channels, tail_s, progress,
-                                           skipped)
+                                           skipped, engine)
     audio, max_voices, playing = np.empty((frames, channels), dtype=np.float32), 0, engine
     started, position = time.perf_counter(), 0
     for playing, block in blocks:

@@ -32,6 +32,8 @@ SUPPORTED_FEATURES = frozenset({LV2_URID_MAP, LV2_URID_UNMAP, LV2_OPTIONS, BOUND
                                 LV2_CORE + "hardRTCapable", LV2_CORE + "inPlaceBroken", LV2_CORE + "isLive"})
 ATOM_CAPACITY_BYTES = 8192  # each atom port's sequence buffer
 STATE_URI = "urn:synth-host:state"  # the subject lilv writes a saved state under
+RAND_SEED = 1  # what C's rand() starts from in a new process (srand(1), the C standard's default)
+_C_LIBRARY = ctypes.CDLL(None)
 MIDI_EVENT_BYTES = 24  # an atom event: frames (8 bytes), atom header (8), 3 MIDI bytes padded to 8
 
 
@@ -157,10 +159,15 @@ class Instance:
 
     def activate(self) -> None:
         """Start (or restart, clearing its state) the instance; not on the audio thread. Work the
-        worker still has is finished first, and responses for the old run are dropped."""
+        worker still has is finished first, and responses for the old run are dropped. C's rand()
+        is seeded with RAND_SEED (its seed in a new process)."""
         self.worker.drain()
         if self._state["active"]:
             self.deactivate()
+        # some plugins draw from the C library's one rand() sequence (Dragonfly's reverbs modulate
+        # with it): seeded afresh at each start, every render of a preset is the same, not only
+        # the first one a process makes
+        _C_LIBRARY.srand(RAND_SEED)
         if self._activate:
             self._activate(self._handle)
         self._state["active"] = True
