@@ -179,6 +179,8 @@ def test_voice_plugin_says_and_sings_from_events(tiny):
     for start in range(0, sung.shape[0], 256):
         engine.process(sung[start:start + 256])
     assert np.max(np.abs(sung[:SR // 2])) > 1e-3 and voice._next_syllable == 2
+    engine.prepare()  # prepared again (synth batch reuses engines): the lyric is the default again
+    assert voice._lyric is voice._default_lyric and voice._next_syllable == 0
     with pytest.raises(SynthError, match="/say: expected the text as a string"):
         translator.translate("/say", [3.0], 0)
     with pytest.raises(SynthError, match="/sing: this preset has no voice plugin"):

@@ -159,6 +159,7 @@ class Voice(Instrument):
         self._active = np.zeros(1, dtype=bool)
         self._synth = DecoderSynth(self.runtime)
         self.runtime.warm_up()
+        self._lyric = self._default_lyric  # a prepared engine starts afresh, as a new one would (synth batch reuses them)
         self._clear_state()
 
     def warm_up(self) -> None:
