@@ -228,7 +228,7 @@ def instrument_pitches(instrument: Instrument, pitches) -> list[int]:
 
 def build_dataset(folder: str | Path, instruments=None, soundfont: str = "fluidr3", pitches=5,
                   velocities=(64, 110), seconds: float = 2.0, release_s: float = 0.5, gain: float = 0.5,
-                  test_fraction: float = 0.1, progress: bool = True) -> Path:
+                  test_fraction: float = 0.1, progress: bool = True, workers: int = 1) -> Path:
     """Render every (instrument, pitch, velocity) note with fluidsynth, compute its features and write
     one npz per note plus manifest.json into `folder` (created); returns the folder.
 
@@ -238,6 +238,8 @@ def build_dataset(folder: str | Path, instruments=None, soundfont: str = "fluidr
     kept after the note off (s); gain: fluidsynth's master gain. Notes already in the folder are
     kept (safe to run again, resumes an interrupted run); a folder built with other render settings
     is an error. A note the soundfont renders silent is listed under "skipped" in the manifest.
+    workers: above 1, the notes are rendered and analysed on that many Ray workers (a local
+    cluster, synth.cluster); the data set is the one a serial build makes.
     """
     folder = Path(folder)
     picked = _pick_instruments(instruments)
@@ -256,19 +258,21 @@ def build_dataset(folder: str | Path, instruments=None, soundfont: str = "fluidr
     folder.mkdir(parents=True, exist_ok=True)
     _check_folder_source(folder, source)
     manifest = _base_manifest(source)
-    for name, instrument, note, velocity in tqdm(jobs, desc="render notes", unit="note", disable=not progress):
-        path = folder / f"{name}-{note:03d}-{velocity:03d}.npz"
-        if _stored_source(path) != source:
-            audio = render_note(instrument.program, note, velocity, seconds, sample_rate=SAMPLE_RATE,
-                                soundfont=soundfont, release_s=release_s, gain=gain)
-            if float(np.max(np.abs(audio))) < _SILENT_PEAK:
-                manifest["skipped"].append({"instrument": name, "note": note, "velocity": velocity,
-                                            "reason": "the soundfont renders it silent"})
-                continue
-            _write_npz(path, {"audio": audio, **note_features(audio, _note_f0_limits(note)), "instrument": name,
-                              "family": instrument.family, "program": instrument.program, "note": note,
-                              "velocity": velocity, "sample_rate": SAMPLE_RATE, "hop_samples": HOP_SAMPLES,
-                              "source": json.dumps(source)})
+    paths = [folder / f"{name}-{note:03d}-{velocity:03d}.npz" for name, _, note, velocity in jobs]
+    missing = [(path, job) for path, job in zip(paths, jobs) if _stored_source(path) != source]
+    render = (soundfont, seconds, release_s, gain, source)
+    silent = set()
+    if workers > 1 and len(missing) > 1:
+        silent = _notes_on_ray(missing, render, folder, workers, progress)
+    else:
+        for path, job in tqdm(missing, desc="render notes", unit="note", disable=not progress):
+            if not _build_note(path, job, render):
+                silent.add(path)
+    for path, (name, instrument, note, velocity) in zip(paths, jobs):
+        if path in silent:
+            manifest["skipped"].append({"instrument": name, "note": note, "velocity": velocity,
+                                        "reason": "the soundfont renders it silent"})
+            continue
         frames = int(round((seconds + release_s) * SAMPLE_RATE)) // HOP_SAMPLES
         manifest["notes"].append({"file": path.name, "instrument": name, "family": instrument.family,
                                   "program": instrument.program, "note": note, "velocity": velocity,
@@ -276,6 +280,49 @@ def build_dataset(folder: str | Path, instruments=None, soundfont: str = "fluidr
     assign_splits(manifest["notes"], test_fraction)
     _write_manifest(folder, manifest)
     return folder
+
+
+def _build_note(path: Path, job: tuple, render: tuple) -> bool:
+    """Render one (name, instrument, note, velocity) note and write its npz at `path`; False (and no
+    file) when the soundfont renders it silent. render: (soundfont, seconds, release_s, gain, source)."""
+    name, instrument, note, velocity = job
+    soundfont, seconds, release_s, gain, source = render
+    audio = render_note(instrument.program, note, velocity, seconds, sample_rate=SAMPLE_RATE, soundfont=soundfont,
+                        release_s=release_s, gain=gain)
+    if float(np.max(np.abs(audio))) < _SILENT_PEAK:
+        return False
+    _write_npz(path, {"audio": audio, **note_features(audio, _note_f0_limits(note)), "instrument": name,
+                      "family": instrument.family, "program": instrument.program, "note": note,
+                      "velocity": velocity, "sample_rate": SAMPLE_RATE, "hop_samples": HOP_SAMPLES,
+                      "source": json.dumps(source)})
+    return True
+
+
+def _notes_on_ray(missing: list[tuple[Path, tuple]], render: tuple, folder: Path, workers: int,
+                  progress: bool) -> set[Path]:
+    """_build_note for every (path, job) on `workers` Ray workers; the paths of the silent notes.
+    Files a stopped worker was writing are removed on the way out (Ctrl-C)."""
+    import ray
+
+    from synth.cluster import ray_cluster
+
+    try:
+        with ray_cluster(workers):
+            task = ray.remote(num_cpus=1)(_build_note)
+            pending = {task.remote(path, job, render): path for path, job in missing}
+            silent = set()
+            with tqdm(total=len(pending), desc="render notes", unit="note", disable=not progress) as bar:
+                while pending:
+                    finished, _ = ray.wait(list(pending), num_returns=1)
+                    path = pending.pop(finished[0])
+                    if not ray.get(finished[0]):
+                        silent.add(path)
+                    bar.update(1)
+            return silent
+    except BaseException:
+        for partial in folder.glob("*.partial.npz"):
+            partial.unlink(missing_ok=True)
+        raise
 
 
 def _audio_files(wav_folder: Path) -> list[Path]:

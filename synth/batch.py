@@ -35,6 +35,7 @@ from pathlib import Path
 
 from synth import __version__
 from synth.engine import dbfs
+from synth.cluster import ray_cluster
 from synth.errors import SynthError
 from synth.io.audiofile import FORMATS
 from synth.limits import MAX_SAMPLE_RATE, MAX_TAIL_S, MIN_SAMPLE_RATE
@@ -148,24 +149,28 @@ def _file_sha256(path: Path, digest=None):
     return digest
 
 
-def inputs_sha256(job: Job) -> str:
+def inputs_sha256(job: Job, file_hashes: dict[Path, str]) -> str:
     """sha256 of everything a job's output depends on: the job, the synth-host version, the preset
     file and the data files it names, the score (a missing file counts as missing, so the job
-    runs and fails with its own sentence)."""
+    runs and fails with its own sentence). file_hashes: path -> sha256 of files hashed before in
+    this batch (a preset's models are read once, not once a job)."""
     from synth.presets import load_preset, resolve_preset_path
 
     digest = hashlib.sha256(json.dumps([__version__, job.description()], sort_keys=True).encode())
     try:
         preset_path = resolve_preset_path(job.preset)
-        files = [preset_path] + [load_preset(preset_path).folder / relative
-                                 for entry in load_preset(preset_path).chain for relative in entry.files.values()]
+        preset = load_preset(preset_path)
+        files = [preset_path] + [preset.folder / relative for entry in preset.chain for relative in entry.files.values()]
     except SynthError as error:
         digest.update(str(error).encode())
         files = []
     for path in files + [job.score]:
+        path = Path(path)
         digest.update(str(path).encode())
-        if Path(path).is_file():
-            _file_sha256(Path(path), digest)
+        if path.is_file():
+            if path not in file_hashes:
+                file_hashes[path] = _file_sha256(path).hexdigest()
+            digest.update(file_hashes[path].encode())
     return digest.hexdigest()
 
 
@@ -288,9 +293,9 @@ def run_batch(jobs_path, out_dir, workers: int | None = None, address: str | Non
     started = time.perf_counter()
     result = BatchResult(manifest=manifest)
     done = finished_jobs(manifest)
-    todo = []
+    todo, file_hashes = [], {}
     for job in jobs:
-        inputs_hash = inputs_sha256(job)
+        inputs_hash = inputs_sha256(job, file_hashes)
         if _still_done(job, inputs_hash, done, out_dir):
             result.skipped += 1
         else:
@@ -298,28 +303,25 @@ def run_batch(jobs_path, out_dir, workers: int | None = None, address: str | Non
             todo.append((job, inputs_hash))
     if todo:
         workers = max(1, min(workers or os.cpu_count() or 1, len(todo)))
-        ray.init(address=address, num_cpus=None if address else workers, include_dashboard=False,
-                 log_to_driver=False, logging_level="ERROR")
         try:
-            actor = ray.remote(num_cpus=1)(RenderWorker)
-            pool = ActorPool([actor.remote(str(out_dir.resolve())) for _ in range(workers)])
-            results = pool.map_unordered(lambda worker, item: worker.render.remote(*item), todo)
-            with open(manifest, "a", encoding="utf-8") as log, \
-                    tqdm(total=len(todo), unit="job", desc="batch", disable=not progress) as bar:
-                for line in results:
-                    log.write(json.dumps(line, sort_keys=True) + "\n")
-                    log.flush()
-                    if line["status"] == "done":
-                        result.done += 1
-                    else:
-                        result.failed += 1
-                        result.failures.append(f"line {line['line']} ({line['out']}): {line['error']}")
-                    bar.update(1)
+            with ray_cluster(workers, address):
+                actor = ray.remote(num_cpus=1)(RenderWorker)
+                pool = ActorPool([actor.remote(str(out_dir.resolve())) for _ in range(workers)])
+                results = pool.map_unordered(lambda worker, item: worker.render.remote(*item), todo)
+                with open(manifest, "a", encoding="utf-8") as log, \
+                        tqdm(total=len(todo), unit="job", desc="batch", disable=not progress) as bar:
+                    for line in results:
+                        log.write(json.dumps(line, sort_keys=True) + "\n")
+                        log.flush()
+                        if line["status"] == "done":
+                            result.done += 1
+                        else:
+                            result.failed += 1
+                            result.failures.append(f"line {line['line']} ({line['out']}): {line['error']}")
+                        bar.update(1)
         except BaseException:
-            ray.shutdown()
-            _remove_partials(out_dir, [job for job, _ in todo])
+            _remove_partials(out_dir, [job for job, _ in todo])  # the workers have stopped: what they left
             raise
-        ray.shutdown()
     result.wall_s = time.perf_counter() - started
     return result
 

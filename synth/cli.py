@@ -164,7 +164,7 @@ def _train_decoder(args: argparse.Namespace) -> int:
         pass  # a speech corpus (LJSpeech layout): trains a speech decoder on it
     elif args.build or not (data / "manifest.json").exists():
         options = {"instruments": args.instruments} if args.instruments else {}
-        build_dataset(data, soundfont=args.soundfont, progress=not args.quiet, **options)
+        build_dataset(data, soundfont=args.soundfont, progress=not args.quiet, workers=args.workers, **options)
     settings = TrainSettings(steps=args.steps, batch_size=args.batch_size, excerpt_frames=args.excerpt_frames,
                              learning_rate=args.learning_rate, latent_dims=args.latent_dims, hidden=args.hidden,
                              **_training_settings(args))
@@ -398,6 +398,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help="General MIDI soundfont the notes are rendered from (default fluidr3)")
     decoder.add_argument("--instruments", nargs="+", help="instrument names (default: the data tool's list of 20+)")
     decoder.add_argument("--wavs", help="build the data set from this folder of your own WAV files instead")
+    decoder.add_argument("--workers", type=number(1, 4096, "workers", integer=True), default=1,
+                         help="Ray workers that render and analyse the data set's notes (default 1: in this process)")
     decoder.add_argument("-o", "--output", required=True, type=output_path, help="model path without extension (.json + .safetensors)")
     decoder.add_argument("--steps", type=STEPS, default=3000)
     decoder.add_argument("--batch-size", type=BATCH_SIZE, default=8)

@@ -97,6 +97,20 @@ def test_built_notes_hold_aligned_features(built):
             assert np.median(data["loudness_db"][40:170]) > np.median(softer["loudness_db"][40:170]) + 2.0
 
 
+def test_a_build_on_two_ray_workers_is_the_serial_build(built, tmp_path):
+    """The same settings on a local Ray cluster of 2 workers: the same manifest and, note for note,
+    the same arrays (the workers render and analyse, the manifest is written here)."""
+    on_ray = build_dataset(tmp_path / "ray", workers=2, **SETTINGS)
+    manifest = read_manifest(on_ray)
+    assert manifest == read_manifest(built) and len(manifest["notes"]) == 8
+    for entry in manifest["notes"]:
+        ours, serial = load(on_ray, entry), load(built, entry)
+        assert ours.keys() == serial.keys()
+        for key in ours:
+            np.testing.assert_array_equal(ours[key], serial[key])
+    assert not list(on_ray.glob("*.partial.npz"))
+
+
 def test_build_resumes_without_rendering_again(built):
     manifest_bytes = (built / MANIFEST).read_bytes()
     files = sorted(built.glob("*.npz"))

@@ -54,6 +54,21 @@ def rms(x):
 NOTE = [NoteOn(0, 57, 100), NoteOff(SR // 2, 57)]
 
 
+def test_plugins_leave_the_float_environment_and_every_render_of_a_preset_is_the_same():
+    """Loading Dragonfly's and mda's libraries (linked with -ffast-math) leaves subnormal floats
+    working in this process, and a second render of piano-room in the same process is the first
+    one, sample for sample (Dragonfly draws from C's rand(), seeded afresh at each activation)."""
+    from synth.render import render_array
+
+    tiny = np.array([2.2250738585072014e-308])  # the smallest normal float64
+    preset = load_preset("piano-room")
+    renders = [render_array(preset.build_engine(48000, 256, 2), [NoteOn(0, 60, 100), NoteOff(12000, 60)], 24000)
+               for _ in range(2)]
+    assert (tiny / 2)[0] > 0.0  # not flushed to zero
+    assert np.max(np.abs(renders[0])) > 0.01
+    np.testing.assert_array_equal(renders[0], renders[1])
+
+
 @pytest.mark.parametrize("gain_db", [-6.0, 5.0, -20.0])
 def test_a_gain_port_in_db_changes_the_level_by_that_many_db(gain_db):
     dry = render(preset_with(), NOTE, SR // 2)

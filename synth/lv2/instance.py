@@ -11,6 +11,7 @@ resets are the only calls made on it, and they allocate nothing.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import threading
 import weakref
@@ -32,10 +33,25 @@ SUPPORTED_FEATURES = frozenset({LV2_URID_MAP, LV2_URID_UNMAP, LV2_OPTIONS, BOUND
                                 LV2_CORE + "hardRTCapable", LV2_CORE + "inPlaceBroken", LV2_CORE + "isLive"})
 ATOM_CAPACITY_BYTES = 8192  # each atom port's sequence buffer
 STATE_URI = "urn:synth-host:state"  # the subject lilv writes a saved state under
+FLOAT_ENVIRONMENT_BYTES = 64  # room for the C library's fenv_t (32 bytes on x86-64: x87 state and MXCSR)
 RAND_SEED = 1  # what C's rand() starts from in a new process (srand(1), the C standard's default)
 _C_LIBRARY = ctypes.CDLL(None)
 MIDI_EVENT_BYTES = 24  # an atom event: frames (8 bytes), atom header (8), 3 MIDI bytes padded to 8
 
+
+
+@contextlib.contextmanager
+def _float_environment_kept():
+    """Put the calling thread's floating-point environment back as it was after the block: some
+    plugin libraries are linked with -ffast-math, whose start-up code (run when the library is
+    loaded) turns on flush-to-zero and denormals-are-zero for the thread that loads it, which would
+    change every later render of the process (and tests of exact float behaviour)."""
+    saved = ctypes.create_string_buffer(FLOAT_ENVIRONMENT_BYTES)
+    _C_LIBRARY.fegetenv(saved)
+    try:
+        yield
+    finally:
+        _C_LIBRARY.fesetenv(saved)
 
 class UridTable:
     """URI <-> URID for every plugin in this process (URIDs start at 1; 0 means none)."""
@@ -92,7 +108,8 @@ class Instance:
         self._features = features
         self._feature_list = (ctypes.POINTER(Feature) * (len(features) + 1))(*(ctypes.pointer(f) for f in features))
         lib = library()
-        pointer = lib.lilv_plugin_instantiate(plugin_handle(description.uri), float(sample_rate), self._feature_list)
+        with _float_environment_kept():
+            pointer = lib.lilv_plugin_instantiate(plugin_handle(description.uri), float(sample_rate), self._feature_list)
         if not pointer:
             raise SynthError(f"LV2 plugin {description.uri} could not be instantiated at {sample_rate:g} Hz")
         self.uri = description.uri
