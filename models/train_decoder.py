@@ -23,8 +23,8 @@ from models.data import HOP_SAMPLES, SAMPLE_RATE, NoteExcerpts, dataset_statisti
 from models.ddsp_synth import multi_resolution_stft_loss, synthesize
 from models.decoder import Decoder, DecoderConfig
 from models.model_files import save_model
-from models.training import (TrainingSettings, checkpoint_to_resume, endless, smoothed, start_training,
-                             training_loop)
+from models.training import (Distributed, TrainingSettings, checkpoint_to_resume, endless, smoothed,
+                             start_distributed, start_training, training_loop)
 
 
 @dataclass
@@ -73,16 +73,18 @@ def evaluate(model: Decoder, loader: DataLoader, device: str) -> float:
 
 def train_decoder(data_folder: str | Path, out_stem: str | Path, settings: TrainSettings | None = None,
                   checkpoint_dir: str | Path | None = None, resume: bool = False, progress: bool = True,
-                  command: str | None = None) -> dict:
+                  command: str | None = None, ddp: bool = False) -> dict:
     """Train on the data set in `data_folder` (models.data.build_dataset) and write the model as
     `<out_stem>.safetensors` + `<out_stem>.json`. Returns a summary: steps, train and held-out loss.
     A speech corpus (a folder with metadata.csv, models.speech_data) trains a speech decoder
     instead: one voice (no instrument table, no z) reading the 128 log-mel bands of each frame
     beside f0 and loudness, since speech needs the spectral envelope the notes' pitch and loudness
-    cannot give."""
+    cannot give. ddp: one of the processes torchrun started (models.training.start_distributed);
+    each trains on its share of every batch, and rank 0 writes the checkpoints and the model."""
     settings = settings or TrainSettings()
     data_folder, out_stem = Path(data_folder), Path(out_stem)
     checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else out_stem.parent / f"{out_stem.name}.checkpoints"
+    distributed = start_distributed(settings.device, settings.batch_size) if ddp else Distributed()
     start_training(settings)
     resume_from = checkpoint_to_resume(checkpoint_dir, settings.steps) if resume else None
     speech = (data_folder / "metadata.csv").is_file()
@@ -118,7 +120,7 @@ def train_decoder(data_folder: str | Path, out_stem: str | Path, settings: Train
 
     def step_loss(_step: int) -> tuple[torch.Tensor, dict[str, str]]:
         nonlocal running
-        loss = multi_resolution_stft_loss(*_controls_audio(model, next(batches), settings.device))
+        loss = multi_resolution_stft_loss(*_controls_audio(model, distributed.share(next(batches)), settings.device))
         running = smoothed(running, float(loss.detach()))
         return loss, {"loss": f"{running:.3f}"}
 
@@ -130,14 +132,18 @@ def train_decoder(data_folder: str | Path, out_stem: str | Path, settings: Train
     started = time.perf_counter()
     history = training_loop(model, optimizer, settings, checkpoint_dir, step_loss, held_out, resume_from=resume_from,
                             description="decoder", progress=progress, clip_norm=3.0,
-                            lr_scale=lambda step: decay ** step)
+                            lr_scale=lambda step: decay ** step, distributed=distributed)
     summary = {"steps": settings.steps, "train_loss": running, "held_out_loss": history[-1]["held_out_loss"],
-               "seconds": time.perf_counter() - started, "history": history}
+               "seconds": time.perf_counter() - started, "history": history, "rank": distributed.rank}
+    if not distributed.writes:
+        distributed.barrier()  # rank 0 is writing the model
+        return summary
     save_model(model.cpu(), config, out_stem, {
         "training_command": command or " ".join(shlex.quote(a) for a in sys.argv),
         "data": {"instruments": instruments, "notes": notes, "statistics": stats, "speech": speech},
         "training": {"steps": settings.steps, "batch_size": settings.batch_size,
                      "excerpt_frames": settings.excerpt_frames, "held_out_loss": summary["held_out_loss"],
-                     "train_loss": running},
+                     "train_loss": running, "processes": distributed.world},
     })
+    distributed.barrier()
     return summary

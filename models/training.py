@@ -5,6 +5,11 @@ Checkpoints: `<folder>/step-NNNNNNN.safetensors` (the model's weights and the Ad
 written atomically (synth.io.atomic); a checkpoint counts once both files exist. Loading reads
 safetensors and JSON only: nothing is unpickled.
 
+Distributed (`synth train decoder --ddp`, started by torchrun): every process draws the same global
+batch, trains on its share of it, and the gradients are averaged over the processes
+(torch.distributed all-reduce: gloo on CPU, NCCL on CUDA) before each step, so the weights stay
+the same everywhere; only the first process (rank 0) shows progress and writes checkpoints.
+
 The loop (`training_loop`) takes optimiser steps until `settings.steps`, with a progress bar, a
 held-out evaluation every `eval_every` steps and a checkpoint every `checkpoint_every` steps (both
 also at the last step). An interrupt (Ctrl-C's KeyboardInterrupt, the CLI's Terminated for
@@ -66,6 +71,59 @@ def start_training(settings: TrainingSettings) -> None:
         torch.set_num_threads(settings.threads)
     if settings.device.startswith("cuda") and not torch.cuda.is_available():
         raise SynthError(f"--device {settings.device}: no CUDA device is available here")
+
+
+@dataclass(frozen=True)
+class Distributed:
+    """This process's place in a distributed run: rank (0 is the one that writes) of world processes."""
+
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def writes(self) -> bool:
+        return self.rank == 0
+
+    def share(self, batch: dict) -> dict:
+        """This process's rows of a global batch (every tensor [B, ...], B a multiple of world)."""
+        return {key: value[self.rank::self.world] for key, value in batch.items()} if self.world > 1 else batch
+
+    def average_gradients(self, model: nn.Module) -> None:
+        """Every parameter's gradient averaged over the processes (all of them then step alike)."""
+        if self.world > 1:
+            import torch.distributed as dist
+
+            for param in model.parameters():
+                if param.grad is not None:
+                    dist.all_reduce(param.grad)
+                    param.grad /= self.world
+
+    def barrier(self) -> None:
+        if self.world > 1:
+            import torch.distributed as dist
+
+            dist.barrier()
+
+
+def start_distributed(device: str, batch_size: int) -> Distributed:
+    """Join the process group torchrun set up (its RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT
+    variables): gloo on CPU, NCCL on CUDA (each process on its LOCAL_RANK device). SynthError when
+    this process was not started by torchrun or the batch does not split evenly."""
+    import os
+
+    import torch.distributed as dist
+
+    if "WORLD_SIZE" not in os.environ or "RANK" not in os.environ:
+        raise SynthError("--ddp: start the command with torchrun (e.g. .venv/bin/torchrun --nproc_per_node 2 "
+                         ".venv/bin/synth train decoder ... --ddp): RANK and WORLD_SIZE are not set")
+    world = int(os.environ["WORLD_SIZE"])
+    if batch_size % world:
+        raise SynthError(f"--batch-size {batch_size} must be a multiple of the {world} processes (each trains on "
+                         f"an equal share of every batch)")
+    if device.startswith("cuda"):
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+    dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+    return Distributed(dist.get_rank(), world)
 
 
 def endless(loader: DataLoader) -> Iterator[dict]:
@@ -167,23 +225,27 @@ def deferred_interrupts() -> Iterator[None]:
 def training_loop(model: nn.Module, optimizer: torch.optim.Optimizer, settings: TrainingSettings,
                   checkpoint_dir: Path, loss: Callable[[int], tuple[torch.Tensor, dict[str, str]]],
                   evaluate: Callable[[int], tuple[dict, str]], *, resume_from: Path | None, description: str,
-                  progress: bool, clip_norm: float, lr_scale: Callable[[int], float] = lambda step: 1.0) -> list[dict]:
+                  progress: bool, clip_norm: float, lr_scale: Callable[[int], float] = lambda step: 1.0,
+                  distributed: Distributed = Distributed()) -> list[dict]:
     """Train from `resume_from` (a checkpoint, or None: step 0) to `settings.steps` (see the module
     docstring). loss(step): the loss of the next batch, `step` steps being done, and the progress
     bar's postfix; evaluate(step): the history entry and the line to print after `step` steps.
     Before each step every parameter group's learning rate is set to its rate at the start times
-    lr_scale(step); gradients are clipped to a total norm of `clip_norm`. Returns the history,
-    the resumed run's entries included."""
+    lr_scale(step); gradients are clipped to a total norm of `clip_norm`. distributed: gradients
+    averaged over its processes, and only its rank 0 shows progress and writes checkpoints.
+    Returns the history, the resumed run's entries included."""
     rates = [group["lr"] for group in optimizer.param_groups]
     step, history = load_checkpoint(resume_from, model, optimizer) if resume_from else (0, [])
     try:
-        with tqdm(total=settings.steps, initial=step, desc=description, unit="step", disable=not progress) as bar:
+        with tqdm(total=settings.steps, initial=step, desc=description, unit="step",
+                  disable=not (progress and distributed.writes)) as bar:
             while step < settings.steps:
                 for group, rate in zip(optimizer.param_groups, rates):
                     group["lr"] = rate * lr_scale(step)
                 value, postfix = loss(step)
                 optimizer.zero_grad()
                 value.backward()
+                distributed.average_gradients(model)
                 nn.utils.clip_grad_norm_(model.parameters(), clip_norm)
                 with deferred_interrupts():
                     optimizer.step()
@@ -193,14 +255,17 @@ def training_loop(model: nn.Module, optimizer: torch.optim.Optimizer, settings: 
                 if step % settings.eval_every == 0 or step == settings.steps:
                     entry, line = evaluate(step)
                     history.append(entry)
-                    bar.write(line)
-                if step % settings.checkpoint_every == 0 or step == settings.steps:
+                    if distributed.writes:
+                        bar.write(line)
+                if (step % settings.checkpoint_every == 0 or step == settings.steps) and distributed.writes:
                     save_checkpoint(checkpoint_dir, step, model, optimizer, history)
     except Exception:
         raise  # an error, not an interrupt: the step it stopped in may be half done, so no checkpoint
     except BaseException:
         with deferred_interrupts():  # a second Ctrl-C waits for the checkpoint
-            if step:
+            if not distributed.writes:
+                pass
+            elif step:
                 path = save_checkpoint(checkpoint_dir, step, model, optimizer, history)
                 print(f"training stopped at step {step} of {settings.steps}: checkpoint {path} written; run the "
                       f"same command with --resume to continue from it", file=sys.stderr)

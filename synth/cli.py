@@ -162,13 +162,18 @@ def _train_decoder(args: argparse.Namespace) -> int:
         dataset_from_wavs(args.wavs, data, progress=not args.quiet)
     elif (data / "metadata.csv").exists():
         pass  # a speech corpus (LJSpeech layout): trains a speech decoder on it
+    elif args.ddp and (args.build or not (data / "manifest.json").exists()):
+        raise SynthError(f"--ddp: build the data set first (synth train decoder --data {data} --build ...), not in "
+                         f"each of the processes torchrun starts")
     elif args.build or not (data / "manifest.json").exists():
         options = {"instruments": args.instruments} if args.instruments else {}
         build_dataset(data, soundfont=args.soundfont, progress=not args.quiet, workers=args.workers, **options)
     settings = TrainSettings(steps=args.steps, batch_size=args.batch_size, excerpt_frames=args.excerpt_frames,
                              learning_rate=args.learning_rate, latent_dims=args.latent_dims, hidden=args.hidden,
                              **_training_settings(args))
-    summary = train_decoder(data, args.output, settings, resume=args.resume, progress=not args.quiet)
+    summary = train_decoder(data, args.output, settings, resume=args.resume, progress=not args.quiet, ddp=args.ddp)
+    if summary["rank"]:
+        return 0  # rank 0 reports
     print(f"trained {summary['steps']} steps in {summary['seconds']:.0f} s: train loss {summary['train_loss']:.3f}, "
           f"held-out loss {summary['held_out_loss']:.3f}")
     print(f"model: {Path(args.output).with_suffix('.json')} (+ .safetensors)")
@@ -398,6 +403,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help="General MIDI soundfont the notes are rendered from (default fluidr3)")
     decoder.add_argument("--instruments", nargs="+", help="instrument names (default: the data tool's list of 20+)")
     decoder.add_argument("--wavs", help="build the data set from this folder of your own WAV files instead")
+    decoder.add_argument("--ddp", action="store_true",
+                         help="one of the processes torchrun starts (distributed data-parallel; see the README)")
     decoder.add_argument("--workers", type=number(1, 4096, "workers", integer=True), default=1,
                          help="Ray workers that render and analyse the data set's notes (default 1: in this process)")
     decoder.add_argument("-o", "--output", required=True, type=output_path, help="model path without extension (.json + .safetensors)")
