@@ -16,7 +16,9 @@ and A-weighted loudness (dB) at 48 kHz with a 256-sample hop, into `<folder>/fea
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import itertools
 import json
 import os
 import random
@@ -24,6 +26,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -44,6 +47,7 @@ SPEECH_F0_RANGE_HZ = (60.0, 500.0)  # pyin's search range for speech
 FEATURE_RATE = 24000  # pyin runs at half rate (hop 128): the same frames, a quarter of the work
 FEATURES_VERSION = 1
 DEFAULT_TEST_FRACTION = 0.05
+SENTENCES_PER_WORKER = 4  # spoken at a time by each Ray worker (the last batch may overshoot the minutes: dropped)
 _WORD = re.compile(r"[A-Za-z][A-Za-z'\-]*")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z\"'])")
 
@@ -97,9 +101,31 @@ def _speak(text: str, voice: str, words_per_minute: int, pitch: int, folder: Pat
     return resample_audio(audio.mean(axis=1), rate, SAMPLE_RATE).astype(np.float32)
 
 
+def _spoken(text: str, voice: str, words_per_minute: int, pitch: int) -> np.ndarray:
+    """_speak in a temporary folder of its own (so that workers never share one)."""
+    with tempfile.TemporaryDirectory() as temp:
+        return _speak(text, voice, words_per_minute, pitch, Path(temp))
+
+
+@contextlib.contextmanager
+def _speaking(workers: int) -> Iterator[Callable[[list[tuple]], list[np.ndarray]]]:
+    """A function from a list of _spoken argument tuples to their audio, in order: in this process,
+    or on `workers` Ray workers of a local cluster for the length of the block."""
+    if workers <= 1:
+        yield lambda calls: [_spoken(*call) for call in calls]
+        return
+    import ray
+
+    from synth.cluster import ray_cluster
+
+    with ray_cluster(workers):
+        remote = ray.remote(num_cpus=1)(_spoken)
+        yield lambda calls: ray.get([remote.remote(*call) for call in calls])
+
+
 def build_speech_corpus(folder, minutes: float = 60.0, voice: str = "en-us", words_per_minute: int = 160,
                         pitch: int | tuple[int, int] = 50, test_fraction: float = DEFAULT_TEST_FRACTION, seed: int = 0,
-                        variants: tuple[str, ...] = (), progress: bool = True) -> Path:
+                        variants: tuple[str, ...] = (), progress: bool = True, workers: int = 1) -> Path:
     """Speak fortune sentences with espeak-ng until `minutes` of audio are in `folder` (LJSpeech
     layout, 48 kHz 16-bit WAVs peak-normalised to -3 dBFS). Safe to run again: utterances already
     listed are kept and the corpus grows to `minutes`. Returns the folder.
@@ -107,7 +133,9 @@ def build_speech_corpus(folder, minutes: float = 60.0, voice: str = "en-us", wor
     One speaker by default (espeak's `voice` at `pitch` 0..99). For a decoder that must play a wide
     f0 range (singing), `variants` (espeak voice variants such as "m3", "f2") and a `pitch` range
     (low, high) give each utterance a variant and a pitch drawn at random (seeded): with m1..m8 and
-    f1..f5 over pitch 0..99, f0 spans about 55 to 380 Hz."""
+    f1..f5 over pitch 0..99, f0 spans about 55 to 380 Hz. workers: above 1, the sentences are
+    spoken on that many Ray workers (a local cluster, synth.cluster), a few per worker at a time;
+    the corpus is the one a serial build makes."""
     from models.text import normalize_text
 
     if shutil.which("espeak-ng") is None:
@@ -126,26 +154,32 @@ def build_speech_corpus(folder, minutes: float = 60.0, voice: str = "en-us", wor
     low, high = (pitch, pitch) if isinstance(pitch, int) else pitch
     if not (0 <= low <= high <= 99):
         raise SynthError(f"pitch={pitch!r} must be 0..99 or a range (low, high) within it")
+    # each sentence's speaker and pitch, drawn in the sentences' order whoever speaks them
+    draws = ((sentence, f"{voice}+{rng.choice(variants)}" if variants else voice, rng.randint(low, high))
+             for sentence in sentences)
+    chunk = workers * SENTENCES_PER_WORKER if workers > 1 else 1
     bar = tqdm(total=round(minutes * 60), initial=round(seconds), unit="s", desc="speech corpus", disable=not progress)
-    with tempfile.TemporaryDirectory() as temp, metadata.open("a", encoding="utf-8") as out:
-        for sentence in sentences:
-            if seconds >= minutes * 60:
+    with metadata.open("a", encoding="utf-8") as out, _speaking(workers) as speak:
+        while seconds < minutes * 60:
+            batch = list(itertools.islice(draws, chunk))
+            if not batch:
                 break
-            uid = f"FT{len(rows) + 1:05d}"
-            speaker = f"{voice}+{rng.choice(variants)}" if variants else voice
-            audio = _speak(sentence, speaker, words_per_minute, rng.randint(low, high), Path(temp))
-            peak = float(np.max(np.abs(audio))) if audio.size else 0.0
-            if peak < 1e-4:
-                continue
-            target = folder / "wavs" / f"{uid}.wav"
-            partial = target.with_name(target.stem + ".partial.wav")
-            soundfile.write(partial, audio * (10 ** (-3 / 20) / peak), SAMPLE_RATE, subtype="PCM_16")
-            os.replace(partial, target)
-            out.write(f"{uid}|{sentence}|{normalize_text(sentence)}\n")
-            out.flush()
-            rows.append((uid, sentence, ""))
-            seconds += audio.size / SAMPLE_RATE
-            bar.update(round(audio.size / SAMPLE_RATE))
+            for (sentence, _, _), audio in zip(batch, speak([(s, v, words_per_minute, p) for s, v, p in batch])):
+                if seconds >= minutes * 60:
+                    break
+                peak = float(np.max(np.abs(audio))) if audio.size else 0.0
+                if peak < 1e-4:
+                    continue
+                uid = f"FT{len(rows) + 1:05d}"
+                target = folder / "wavs" / f"{uid}.wav"
+                partial = target.with_name(target.stem + ".partial.wav")
+                soundfile.write(partial, audio * (10 ** (-3 / 20) / peak), SAMPLE_RATE, subtype="PCM_16")
+                os.replace(partial, target)
+                out.write(f"{uid}|{sentence}|{normalize_text(sentence)}\n")
+                out.flush()
+                rows.append((uid, sentence, ""))
+                seconds += audio.size / SAMPLE_RATE
+                bar.update(round(audio.size / SAMPLE_RATE))
     bar.close()
     held = [uid for uid, _, _ in rows if is_held_out(uid, test_fraction)]
     (folder / "heldout.txt").write_text("".join(f"{uid}\n" for uid in held))

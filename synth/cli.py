@@ -213,7 +213,7 @@ def _speech_corpus(args: argparse.Namespace) -> int:
     from models.speech_data import build_speech_corpus
 
     folder = build_speech_corpus(args.output, args.minutes, args.voice, pitch=tuple(args.pitch), seed=args.seed,
-                                 variants=tuple(args.variants))
+                                 variants=tuple(args.variants), workers=args.workers)
     print(f"corpus: {folder} ({(folder / 'corpus.json').read_text().strip()})")
     return 0
 
@@ -457,6 +457,8 @@ def build_parser() -> argparse.ArgumentParser:
     corpus.add_argument("output", type=output_path, help="corpus folder (grown, not replaced, when it exists)")
     corpus.add_argument("--minutes", type=number(0.1, 6000, "minutes"), default=60.0, help="minutes of speech (default 60)")
     corpus.add_argument("--voice", default="en-us", help="espeak-ng voice (default en-us)")
+    corpus.add_argument("--workers", type=number(1, 4096, "workers", integer=True), default=1,
+                        help="Ray workers that speak the sentences (default 1: in this process)")
     corpus.add_argument("--seed", type=number(0, 2**32 - 1, integer=True), default=0, help="order of the sentences (and voices, pitches)")
     corpus.add_argument("--variants", nargs="+", default=(),
                         help="espeak-ng voice variants to draw from per utterance (e.g. m1 m3 f2 f4; default: one voice)")

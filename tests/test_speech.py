@@ -62,6 +62,19 @@ def test_the_corpus_is_in_the_ljspeech_layout_with_a_stable_held_out_split(tiny)
     assert read_metadata(again) == rows
 
 
+def test_a_corpus_spoken_on_two_ray_workers_is_the_serial_one(tiny, tmp_path):
+    """The same settings, a wide pitch range and voice variants (each drawn per sentence) spoken on
+    a local Ray cluster of 2 workers: the same lines and, byte for byte, the same WAV files."""
+    settings = dict(minutes=0.3, test_fraction=0.2, pitch=(20, 80), variants=("m3", "f2"), seed=7, progress=False)
+    serial = build_speech_corpus(tmp_path / "serial", **settings)
+    on_ray = build_speech_corpus(tmp_path / "ray", workers=2, **settings)
+    rows = read_metadata(serial)
+    assert read_metadata(on_ray) == rows and len(rows) >= 3
+    for uid, _, _ in rows:
+        assert (on_ray / "wavs" / f"{uid}.wav").read_bytes() == (serial / "wavs" / f"{uid}.wav").read_bytes()
+    assert (on_ray / "heldout.txt").read_text() == (serial / "heldout.txt").read_text()
+
+
 def test_bad_metadata_names_the_file_and_line(tmp_path):
     (tmp_path / "wavs").mkdir()
     soundfile.write(tmp_path / "wavs" / "a.wav", np.zeros(100), SR)
