@@ -5,9 +5,10 @@ The jobs: --jobs renders of the demo score (10 s of audio each) on two presets t
 (warm-pad, pluck-lead). Printed: wall time and jobs/s of each way, the speed-up of 2 workers over
 1, the per-job overhead of the Ray path (its wall time less the render time the workers reported,
 per job, with 1 worker; the cluster's start counted in), and a paper estimate for 100,000 jobs on
-a 64-core cluster from the measured per-job cost.
+a 64-core cluster from the measured per-job cost. Then the decoder data set's build (FluidR3 notes
+rendered and analysed, models.data.build_dataset) serially and on 2 Ray workers: the speed-up.
 
-Usage: .venv/bin/python bench/batch.py [--jobs 16]
+Usage: .venv/bin/python bench/batch.py [--jobs 16] [--notes 12]
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ PRESETS = ("warm-pad", "pluck-lead")
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=16, help="renders per run (default 16)")
+    parser.add_argument("--notes", type=int, default=12, help="pitches per instrument in the data-set build (default 12)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)
@@ -62,6 +64,23 @@ def main() -> None:
         print(f"paper estimate, 100,000 jobs on 64 cores at {per_job_s:.2f} core-s a job (the 2-worker run, its "
               f"cluster start included, so an upper bound): "
               f"{100_000 * per_job_s / 64 / 60:.0f} min")
+        data_build(folder, args.notes)
+
+
+def data_build(folder: Path, pitches: int) -> None:
+    """The data set's build serially and on 2 Ray workers, the same notes (flute and cello, `pitches`
+    each at two velocities)."""
+    from models.data import build_dataset
+
+    settings = dict(instruments=["flute", "cello"], soundfont="fluidr3", pitches=pitches, velocities=(64, 110),
+                    progress=False)
+    walls = {}
+    for workers in (1, 2):
+        started = time.perf_counter()
+        build_dataset(folder / f"data{workers}", workers=workers, **settings)
+        walls[workers] = time.perf_counter() - started
+        print(f"data set of {4 * pitches} notes, {workers} worker(s): {walls[workers]:.1f} s", flush=True)
+    print(f"data set build speed-up of 2 workers over 1: {walls[1] / walls[2]:.2f}")
 
 
 if __name__ == "__main__":
