@@ -34,7 +34,8 @@ from models.alignment import Aligner, align, even_durations, frame_log_likelihoo
 from models.speech_data import load_features, prepare_features, split_ids
 from models.text import Vocabulary, join_stress
 from models.text_to_mel import TextToMel, TextToMelConfig, save_text_to_mel
-from models.training import TrainingSettings, checkpoint_to_resume, smoothed, start_training, training_loop
+from models.training import (Distributed, TrainingSettings, checkpoint_to_resume, smoothed, start_distributed,
+                             start_training, training_loop)
 from synth.errors import SynthError
 
 WARMUP_STEPS = 200  # the learning rate rises linearly over these, for the attention blocks
@@ -193,12 +194,15 @@ def tts_loss(model: TextToMel, batch: dict) -> tuple[torch.Tensor, dict]:
 
 
 def train_text_to_mel(corpus, out_stem, settings: TtsTrainSettings | None = None, resume: bool = False,
-                      progress: bool = True, command: str | None = None) -> dict:
+                      progress: bool = True, command: str | None = None, ddp: bool = False) -> dict:
     """Align the corpus and train the model (see the module docstring); writes the model at
-    out_stem. Returns a summary: steps, seconds, held-out loss, alignment loss, utterances."""
+    out_stem. Returns a summary: steps, seconds, held-out loss, alignment loss, utterances, rank
+    (ddp: one of torchrun's processes; each aligns alike and trains on its share of every batch,
+    rank 0 writes the durations, checkpoints and the model)."""
     settings = settings or TtsTrainSettings()
     corpus, out_stem = Path(corpus), Path(out_stem)
     checkpoint_dir = out_stem.parent / f"{out_stem.name}.checkpoints"
+    distributed = start_distributed(settings.device, settings.batch_size) if ddp else Distributed()
     start_training(settings)
     resume_from = checkpoint_to_resume(checkpoint_dir, settings.steps) if resume else None
     started = time.perf_counter()
@@ -224,20 +228,24 @@ def train_text_to_mel(corpus, out_stem, settings: TtsTrainSettings | None = None
         for u in utterances.values():
             means = aligner(torch.from_numpy(u.ids)[None].to(settings.device))[0]
             u.durations = align(frame_log_likelihood(means, torch.from_numpy(u.mel).to(settings.device)).cpu().numpy())
-    np.savez_compressed(corpus / "durations.npz", **{uid: u.durations for uid, u in utterances.items()})
+    if distributed.writes:
+        np.savez_compressed(corpus / "durations.npz", **{uid: u.durations for uid, u in utterances.items()})
 
     config = TextToMelConfig(vocabulary=vocabulary.to_dict(), width=settings.width, statistics=stats)
     model = TextToMel(config).to(settings.device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings.learning_rate, weight_decay=1e-6)
     train_set = [utterances[u] for u in train_ids]
     test_set = [utterances[u] for u in test_ids]
+    if distributed.world > 1 and len(train_set) < settings.batch_size:
+        raise SynthError(f"--ddp: the corpus has {len(train_set)} training utterances, fewer than --batch-size "
+                         f"{settings.batch_size}, so the processes' shares of a batch would differ")
     running = None
 
     def step_loss(step: int) -> tuple[torch.Tensor, dict[str, str]]:
         nonlocal running
         draw = random.Random(f"{settings.seed}/{step}")
-        loss, parts = tts_loss(model, _batch(draw.sample(train_set, min(settings.batch_size, len(train_set))),
-                                             settings.device))
+        chosen = draw.sample(train_set, min(settings.batch_size, len(train_set)))
+        loss, parts = tts_loss(model, _batch(chosen[distributed.rank::distributed.world], settings.device))
         running = smoothed(running, float(loss.detach()))
         return loss, {"loss": f"{running:.3f}", "mel": f"{parts['mel']:.3f}"}
 
@@ -249,15 +257,20 @@ def train_text_to_mel(corpus, out_stem, settings: TtsTrainSettings | None = None
 
     history = training_loop(model, optimizer, settings, checkpoint_dir, step_loss, held_out, resume_from=resume_from,
                             description="text-to-mel", progress=progress, clip_norm=1.0,
-                            lr_scale=lambda step: min(1.0, (step + 1) / WARMUP_STEPS))
+                            lr_scale=lambda step: min(1.0, (step + 1) / WARMUP_STEPS), distributed=distributed)
     summary = {"steps": settings.steps, "seconds": time.perf_counter() - started, "alignment_loss": align_loss,
                "held_out": history[-1]["held_out"], "train_utterances": len(train_ids),
-               "held_out_utterances": len(test_ids), "history": history}
+               "held_out_utterances": len(test_ids), "history": history, "rank": distributed.rank}
+    if not distributed.writes:
+        distributed.barrier()  # rank 0 is writing the model
+        return summary
     save_text_to_mel(model.cpu().eval(), out_stem, {
         "training_command": command or " ".join(shlex.quote(a) for a in sys.argv),
         "corpus": {"folder": str(corpus), "utterances": len(uids), "held_out": test_ids,
                    "frames": stats["frames"], "hours": stats["frames"] * 256 / 48000 / 3600},
-        "training": {key: summary[key] for key in ("steps", "alignment_loss", "held_out")}})
+        "training": {key: summary[key] for key in ("steps", "alignment_loss", "held_out")}
+        | {"processes": distributed.world}})
+    distributed.barrier()
     return summary
 
 

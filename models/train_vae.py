@@ -31,7 +31,8 @@ from models.data import INSTRUMENTS, NoteExcerpts, _load_note, _split_entries, r
 from models.ddsp_synth import multi_resolution_stft_loss, synthesize
 from models.decoder import Decoder, DecoderConfig
 from models.model_files import load_model, save_model
-from models.training import (TrainingSettings, checkpoint_to_resume, endless, smoothed, start_training,
+from models.training import (Distributed, TrainingSettings, checkpoint_to_resume, endless, smoothed,
+                             start_distributed, start_training,
                              training_loop)
 from models.vae import TimbreEncoder, VaeConfig, kl_per_dimension, principal_axes, save_vae
 from synth.errors import SynthError
@@ -114,13 +115,15 @@ def note_posteriors(encoder: TimbreEncoder, folder: Path, split: str) -> tuple[n
 
 
 def train_vae(data_folder, decoder_stem, out_stem, settings: VaeTrainSettings | None = None,
-              resume: bool = False, progress: bool = True, command: str | None = None) -> dict:
+              resume: bool = False, progress: bool = True, command: str | None = None, ddp: bool = False) -> dict:
     """Train the encoder with the decoder at `decoder_stem` on the data set in `data_folder`; write
     the timbre model at `out_stem` and its decoder at `<out_stem>-decoder`. Returns a summary:
-    steps, seconds, held-out loss with encoded z and with the training mean z, KL per dimension."""
+    steps, seconds, held-out loss with encoded z and with the training mean z, KL per dimension
+    (on a process of a distributed run, ddp, other than rank 0: steps, seconds and rank only)."""
     settings = settings or VaeTrainSettings()
     data_folder, out_stem = Path(data_folder), Path(out_stem)
     checkpoint_dir = out_stem.parent / f"{out_stem.name}.checkpoints"
+    distributed = start_distributed(settings.device, settings.batch_size) if ddp else Distributed()
     start_training(settings)
     resume_from = checkpoint_to_resume(checkpoint_dir, settings.steps) if resume else None
     start_decoder, start_config, _ = load_model(decoder_stem)
@@ -145,7 +148,7 @@ def train_vae(data_folder, decoder_stem, out_stem, settings: VaeTrainSettings | 
 
     def step_loss(step: int) -> tuple[torch.Tensor, dict[str, str]]:
         nonlocal running, kl_running
-        predicted, target, mean, log_variance = _reconstruct(joint, next(batches), settings.device)
+        predicted, target, mean, log_variance = _reconstruct(joint, distributed.share(next(batches)), settings.device)
         reconstruction = multi_resolution_stft_loss(predicted, target)
         kl = kl_per_dimension(mean, log_variance)
         beta = settings.beta * min(1.0, step / max(settings.warmup_steps, 1))
@@ -163,7 +166,10 @@ def train_vae(data_folder, decoder_stem, out_stem, settings: VaeTrainSettings | 
 
     started = time.perf_counter()
     history = training_loop(joint, optimizer, settings, checkpoint_dir, step_loss, held_out, resume_from=resume_from,
-                            description="vae", progress=progress, clip_norm=3.0)
+                            description="vae", progress=progress, clip_norm=3.0, distributed=distributed)
+    if not distributed.writes:
+        distributed.barrier()  # rank 0 is writing the models
+        return {"steps": settings.steps, "seconds": time.perf_counter() - started, "rank": distributed.rank}
     joint = joint.cpu().eval()
     means, names, families = note_posteriors(encoder, data_folder, "train")
     mean_z = torch.from_numpy(means.mean(axis=0).astype(np.float32))
@@ -183,7 +189,8 @@ def train_vae(data_folder, decoder_stem, out_stem, settings: VaeTrainSettings | 
     training_command = command or " ".join(shlex.quote(a) for a in sys.argv)
     summary = {"steps": settings.steps, "seconds": time.perf_counter() - started,
                "held_out_stft_encoded": held_out_encoded,
-               "held_out_stft_mean_z": held_out_mean_z, "kl_per_dim": space["kl_per_dim"], "history": history}
+               "held_out_stft_mean_z": held_out_mean_z, "kl_per_dim": space["kl_per_dim"], "history": history,
+               "rank": 0}
     save_model(decoder, config, out_stem.with_name(f"{out_stem.name}-decoder"), {
         "training_command": training_command, "timbre_model": f"{out_stem.name}.json",
         "training": {"steps": settings.steps, "started_from": str(decoder_stem), "held_out_loss": held_out_encoded}})
@@ -191,5 +198,7 @@ def train_vae(data_folder, decoder_stem, out_stem, settings: VaeTrainSettings | 
         "training_command": training_command,
         "training": {key: summary[key] for key in ("steps", "held_out_stft_encoded", "held_out_stft_mean_z")}
         | {"beta": settings.beta, "warmup_steps": settings.warmup_steps, "free_bits": settings.free_bits,
-           "batch_size": settings.batch_size, "excerpt_frames": settings.excerpt_frames, "history": history}})
+           "batch_size": settings.batch_size, "excerpt_frames": settings.excerpt_frames, "history": history,
+           "processes": distributed.world}})
+    distributed.barrier()
     return summary

@@ -187,7 +187,9 @@ def _train_vae(args: argparse.Namespace) -> int:
                                 beta=args.beta, warmup_steps=args.warmup_steps, free_bits=args.free_bits,
                                 **_training_settings(args))
     summary = train_vae(args.data, Path(args.decoder).with_suffix(""), args.output, settings, resume=args.resume,
-                        progress=not args.quiet)
+                        progress=not args.quiet, ddp=args.ddp)
+    if summary["rank"]:
+        return 0  # rank 0 reports
     print(f"trained {summary['steps']} steps in {summary['seconds']:.0f} s: held-out STFT loss "
           f"{summary['held_out_stft_encoded']:.3f} with encoded z, {summary['held_out_stft_mean_z']:.3f} with the "
           f"training mean z; KL per dimension (nats) {' '.join(f'{x:.2f}' for x in summary['kl_per_dim'])}")
@@ -200,7 +202,10 @@ def _train_text_to_mel(args: argparse.Namespace) -> int:
 
     settings = TtsTrainSettings(steps=args.steps, align_steps=args.align_steps, batch_size=args.batch_size,
                                 learning_rate=args.learning_rate, token_mode=args.tokens, **_training_settings(args))
-    summary = train_text_to_mel(args.corpus, args.output, settings, resume=args.resume, progress=not args.quiet)
+    summary = train_text_to_mel(args.corpus, args.output, settings, resume=args.resume, progress=not args.quiet,
+                                ddp=args.ddp)
+    if summary["rank"]:
+        return 0  # rank 0 reports
     held = summary["held_out"]
     print(f"trained {summary['steps']} steps in {summary['seconds']:.0f} s on {summary['train_utterances']} "
           f"utterances ({summary['held_out_utterances']} held out): held-out mel L1 {held['mel']:.3f}, "
@@ -270,7 +275,7 @@ def _training_settings(args: argparse.Namespace) -> dict:
 
 def _training_options(parser: argparse.ArgumentParser) -> None:
     """The options every `synth train` command takes: --device, --threads, --seed, --checkpoint-every,
-    --resume, --quiet."""
+    --resume, --ddp, --quiet."""
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     parser.add_argument("--threads", type=number(0, 1024, "threads", integer=True), default=0, help="torch CPU threads (default: torch's)")
     parser.add_argument("--seed", type=number(0, 2**32 - 1, integer=True), default=0)
@@ -278,6 +283,8 @@ def _training_options(parser: argparse.ArgumentParser) -> None:
                         help="steps between checkpoints (default 250; vae 200); one is also written at the last "
                              "step, and at the last completed step on Ctrl-C or SIGTERM")
     parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
+    parser.add_argument("--ddp", action="store_true",
+                        help="this is one of the processes torchrun starts: train distributed data-parallel (README)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -403,8 +410,6 @@ def build_parser() -> argparse.ArgumentParser:
                          help="General MIDI soundfont the notes are rendered from (default fluidr3)")
     decoder.add_argument("--instruments", nargs="+", help="instrument names (default: the data tool's list of 20+)")
     decoder.add_argument("--wavs", help="build the data set from this folder of your own WAV files instead")
-    decoder.add_argument("--ddp", action="store_true",
-                         help="one of the processes torchrun starts (distributed data-parallel; see the README)")
     decoder.add_argument("--workers", type=number(1, 4096, "workers", integer=True), default=1,
                          help="Ray workers that render and analyse the data set's notes (default 1: in this process)")
     decoder.add_argument("-o", "--output", required=True, type=output_path, help="model path without extension (.json + .safetensors)")
