@@ -115,6 +115,33 @@ def test_two_jobs_writing_one_file_and_a_missing_output_parent_are_refused(input
         run_batch(write_jobs(inputs, [job]), tmp_path / "no" / "out", progress=False)
 
 
+def test_address_joins_a_running_cluster(inputs, tmp_path):
+    """A cluster started by `ray start --head` (its own processes, 1 CPU) takes the batch through
+    --address; it is stopped by `ray stop` afterwards."""
+    import socket
+
+    ray_cli = Path(sys.executable).parent / "ray"
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    started = subprocess.run([str(ray_cli), "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port),
+                              "--num-cpus", "1", "--include-dashboard", "false", "--disable-usage-stats"],
+                             capture_output=True, text=True, timeout=120)
+    assert started.returncode == 0, started.stderr
+    try:
+        jobs = write_jobs(inputs, [{"preset": "pluck-lead", "score": "short.jsonl", "out": "pluck.wav"}])
+        # the cluster asks for the token `ray start` wrote (~/.ray/auth_token), as Ray's token auth does
+        joined = subprocess.run([sys.executable, "-m", "synth", "batch", str(jobs), "-o", str(tmp_path / "out"),
+                                 "--address", f"127.0.0.1:{port}", "--quiet"], capture_output=True, text=True,
+                                timeout=120, env={**os.environ, "RAY_AUTH_MODE": "token"})
+        assert joined.returncode == 0, joined.stderr
+        assert joined.stdout.startswith("batch: 1 done, 0 failed")
+        assert (tmp_path / "out" / "pluck.wav").read_bytes() == synth_render("pluck-lead", inputs / "short.jsonl",
+                                                                             tmp_path / "ref.wav")
+    finally:
+        subprocess.run([str(ray_cli), "stop", "--force"], capture_output=True, timeout=120)
+
+
 def test_ctrl_c_stops_the_workers_and_leaves_no_half_written_file(inputs, tmp_path):
     from conftest import as_in_a_terminal
 
