@@ -38,6 +38,7 @@ from synth.engine import dbfs
 from synth.cluster import ray_cluster
 from synth.errors import SynthError
 from synth.io.audiofile import FORMATS
+from synth.io.json_lines import read_json_lines
 from synth.limits import MAX_SAMPLE_RATE, MAX_TAIL_S, MIN_SAMPLE_RATE
 
 MANIFEST = "manifest.jsonl"
@@ -115,19 +116,8 @@ def read_jobs(jobs_path: Path, out_dir: Path, inputs: Path | None = None) -> lis
     problem; two jobs writing one output is one too."""
     jobs_path = Path(jobs_path)
     inputs = Path(inputs) if inputs is not None else jobs_path.parent
-    try:
-        text = jobs_path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise SynthError(f"{jobs_path}: cannot read the job file ({error})") from None
     jobs, outs = [], {}
-    for number, raw in enumerate(text.splitlines(), start=1):
-        if not raw.strip():
-            continue
-        where = f"{jobs_path}:{number}"
-        try:
-            entry = json.loads(raw)
-        except json.JSONDecodeError as error:
-            raise SynthError(f"{where}: not valid JSON ({error.msg})") from None
+    for number, where, entry in read_json_lines(jobs_path):
         job = _job(entry, where, number, inputs, out_dir)
         target = str((out_dir / job.out).resolve())
         if target in outs:

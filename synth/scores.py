@@ -9,7 +9,6 @@ MIDI: note on/off on any channel, controllers mapped by the preset's [midi.cc], 
 
 from __future__ import annotations
 
-import json
 import math
 from collections import Counter
 from pathlib import Path
@@ -21,6 +20,7 @@ from synth.control.midi import midi_to_events
 from synth.engine import Engine
 from synth.errors import SynthError, UnknownName
 from synth.events import Event, PresetLoad, TempoChange, seconds_to_samples
+from synth.io.json_lines import read_json_lines
 from synth.presets import SHIPPED_PRESETS, load_preset_by_name
 
 JSONL_SUFFIXES = {".jsonl", ".json"}
@@ -54,18 +54,7 @@ def read_jsonl_score(path: Path, engine: Engine, osc_map=None, skipped: Counter 
     each for the chain playing then: `engine`'s, or that of the latest /preset/load."""
     sample_rate = engine.sample_rate
     timed = []  # (sample, where, address, args) of every line
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as error:
-        raise SynthError(f"{path}: cannot read: {error}") from None
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        where = f"{path}:{number}"
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise SynthError(f"{where}: not valid JSON: {error.msg}") from None
+    for _, where, record in read_json_lines(path):
         if not isinstance(record, dict):
             raise SynthError(f"{where}: expected an object with time, address and args")
         unknown = set(record) - _LINE_KEYS

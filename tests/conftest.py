@@ -231,3 +231,22 @@ def as_in_a_terminal() -> None:
     terminal has it (a test run from a non-interactive shell's background job inherits SIGINT
     ignored, and Python then never raises KeyboardInterrupt on Ctrl-C)."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def train_in_one_and_in_two_processes(arguments: list[str], folder) -> tuple[dict, dict, str]:
+    """`synth <arguments> -o folder/one` in this machine's one process, then the same with `-o
+    folder/two --ddp` under torchrun with 2 processes; the "training" record of each model's JSON,
+    and what torchrun's processes printed."""
+    import json
+    import subprocess
+    import sys
+
+    one = subprocess.run([sys.executable, "-m", "synth", *arguments, "-o", str(folder / "one")], capture_output=True,
+                         text=True, timeout=300)
+    assert one.returncode == 0, one.stderr
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                          "-m", "synth", *arguments, "-o", str(folder / "two"), "--ddp"], capture_output=True, text=True,
+                         timeout=300)
+    assert two.returncode == 0, two.stderr
+    one_meta, two_meta = (json.loads((folder / f"{name}.json").read_text())["training"] for name in ("one", "two"))
+    return one_meta, two_meta, two.stdout

@@ -318,20 +318,14 @@ def test_text_to_mel_training_under_torchrun_on_two_processes_is_one_process_on_
     steps is a single process's within 3%, and only rank 0 wrote the durations and the model."""
     import shutil
 
+    from conftest import train_in_one_and_in_two_processes
+
     corpus = shutil.copytree(tiny[1], tmp_path / "corpus")
     common = ["train", "text-to-mel", "--corpus", str(corpus), "--steps", "4", "--align-steps", "6", "--batch-size",
               "4", "--threads", "1", "--quiet"]
-    one = subprocess.run([sys.executable, "-m", "synth", *common, "-o", str(tmp_path / "one")], capture_output=True,
-                         text=True, timeout=300)
-    assert one.returncode == 0, one.stderr
-    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                          "-m", "synth", *common, "-o", str(tmp_path / "two"), "--ddp"], capture_output=True, text=True,
-                         timeout=300)
-    assert two.returncode == 0, two.stderr
-    assert two.stdout.count("trained 4 steps") == 1
-    one_meta, two_meta = (json.loads((tmp_path / f"{name}.json").read_text())["training"] for name in ("one", "two"))
-    assert two_meta["processes"] == 2
-    assert two_meta["held_out"]["mel"] == pytest.approx(one_meta["held_out"]["mel"], rel=0.03)
+    one, two, printed = train_in_one_and_in_two_processes(common, tmp_path)
+    assert printed.count("trained 4 steps") == 1 and two["processes"] == 2
+    assert two["held_out"]["mel"] == pytest.approx(one["held_out"]["mel"], rel=0.03)
 
 
 def test_the_voice_allocates_nothing_while_it_speaks_and_sings(tiny):

@@ -50,19 +50,14 @@ def test_two_processes_under_torchrun_train_as_one_does_on_the_same_global_batch
     import subprocess
     import sys
 
+    from conftest import train_in_one_and_in_two_processes
+
     common = ["train", "decoder", "--data", str(tiny_data), "--steps", "6", "--batch-size", "2", "--excerpt-frames",
               "32", "--hidden", "32", "--latent-dims", "2", "--threads", "1", "--quiet"]
-    one = subprocess.run([sys.executable, "-m", "synth", *common, "-o", str(tmp_path / "one")], capture_output=True,
-                         text=True, timeout=300)
-    assert one.returncode == 0, one.stderr
-    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                          "-m", "synth", *common, "-o", str(tmp_path / "two"), "--ddp"], capture_output=True, text=True,
-                         timeout=300)
-    assert two.returncode == 0, two.stderr
-    assert two.stdout.count("trained 6 steps") == 1
-    losses = [json.loads((tmp_path / f"{name}.json").read_text())["training"] for name in ("one", "two")]
-    assert losses[1]["processes"] == 2 and losses[0]["processes"] == 1
-    assert losses[1]["held_out_loss"] == pytest.approx(losses[0]["held_out_loss"], rel=0.02)  # 0.2% apart here
+    one, two, printed = train_in_one_and_in_two_processes(common, tmp_path)
+    assert printed.count("trained 6 steps") == 1
+    assert two["processes"] == 2 and one["processes"] == 1
+    assert two["held_out_loss"] == pytest.approx(one["held_out_loss"], rel=0.02)  # 0.2% apart here
     refused = subprocess.run([sys.executable, "-m", "synth", *common, "-o", str(tmp_path / "x"), "--ddp"],
                              capture_output=True, text=True, timeout=300)
     assert refused.returncode == 2 and "start the command with torchrun" in refused.stderr

@@ -69,20 +69,14 @@ def test_training_checkpoints_resumes_and_writes_the_timbre_model_and_its_decode
 def test_vae_training_under_torchrun_on_two_processes_is_one_process_on_the_same_batch(trained, tmp_path):
     """`torchrun --nproc_per_node 2 ... synth train vae --ddp`: after 4 steps the held-out STFT loss
     with encoded z is a single process's within 2%, and rank 0 alone wrote and reported."""
+    from conftest import train_in_one_and_in_two_processes
+
     folder = trained[0]
     common = ["train", "vae", "--data", str(folder / "data"), "--decoder", str(folder / "dec"), "--steps", "4",
               "--batch-size", "2", "--warmup-steps", "2", "--threads", "1", "--quiet"]
-    one = subprocess.run([sys.executable, "-m", "synth", *common, "-o", str(tmp_path / "one")], capture_output=True,
-                         text=True, timeout=300)
-    assert one.returncode == 0, one.stderr
-    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                          "-m", "synth", *common, "-o", str(tmp_path / "two"), "--ddp"], capture_output=True, text=True,
-                         timeout=300)
-    assert two.returncode == 0, two.stderr
-    assert two.stdout.count("trained 4 steps") == 1
-    one_meta, two_meta = (json.loads((tmp_path / f"{name}.json").read_text())["training"] for name in ("one", "two"))
-    assert two_meta["processes"] == 2
-    assert two_meta["held_out_stft_encoded"] == pytest.approx(one_meta["held_out_stft_encoded"], rel=0.02)
+    one, two, printed = train_in_one_and_in_two_processes(common, tmp_path)
+    assert printed.count("trained 4 steps") == 1 and two["processes"] == 2
+    assert two["held_out_stft_encoded"] == pytest.approx(one["held_out_stft_encoded"], rel=0.02)
 
 
 def test_the_encoder_pools_only_frames_near_the_loudest():
