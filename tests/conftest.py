@@ -161,8 +161,8 @@ def realtime_trials(trial, tries: int = REALTIME_TRIES):
     """Judge a realtime run: `trial()` plays a stream and returns (its underflow times, anything
     the test checks next); it runs inside a StallProbe. A trial with no underflow passes, and its
     result is returned; so does one whose every underflow the machine explains: a stall, or small
-    delays adding up, these only where they would excuse few of the run's instants
-    (synth.io.stall_probe, MAX_EXCUSED_SHARE). A trial with unexplained underflows counts against
+    delays adding up to a loss that is rare in the run (synth.io.stall_probe: LOST_FRACTIONS,
+    MAX_EXCUSED_SHARE). A trial with unexplained underflows counts against
     the engine when the machine was quiet through it (at most QUIET_STALLS_PER_S stalls a second);
     on a noisier machine it is inconclusive. Trials go on until one passes, or two count against the engine (a fault of ours
     repeats; a shared machine's rare hiccup does not), or `tries` are spent: the test then fails if

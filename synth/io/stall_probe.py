@@ -31,8 +31,8 @@ import time
 import numpy as np
 
 LOST_WINDOW_BLOCKS = 3  # block periods before an underflow whose small delays may explain it
-LOST_FRACTION = 0.25  # ...when they add up to this much of one period
-MAX_EXCUSED_SHARE = 0.1  # ...and only in a run where they would excuse at most this share of its instants
+LOST_FRACTIONS = (0.25, 0.5, 1.0, 2.0)  # ...when they add up to this much of one period: the least of these
+MAX_EXCUSED_SHARE = 0.1  # ...that would excuse at most this share of the run's instants
 SLEEP_S = 0.001  # each probe's sleep: a wake-up this long after the last one is on time
 PROBE_RT_PRIORITY = 90  # above the audio thread's SCHED_FIFO priority (synth.io.stream)
 
@@ -77,6 +77,9 @@ class StallProbe:
         self.stalls: list[tuple[float, float]] = []
         self.delays: list[tuple[float, float]] = []
         self.span_s: tuple[float, float] | None = None  # (start, end) time.monotonic() of the listening
+        self._sorted = np.zeros((0, 2))  # the delays as a sorted array, for lost_s
+        self._sorted_for: list | None = None
+        self._longest_s = 0.0
         self._processes: list[subprocess.Popen] = []
 
     def __enter__(self) -> StallProbe:
@@ -101,7 +104,15 @@ class StallProbe:
 
     def lost_s(self, start: float, end: float) -> float:
         """Seconds the CPUs lost to delays (summed over every CPU) between two time.monotonic() times."""
-        return sum(max(0.0, min(end, d_end) - max(start, d_start + SLEEP_S)) for d_start, d_end in self.delays)
+        if not self.delays:
+            return 0.0
+        if self._sorted_for is not self.delays or len(self._sorted) != len(self.delays):  # delays set anew
+            self._sorted = np.asarray(sorted(self.delays), dtype=np.float64).reshape(-1, 2)
+            self._longest_s = float(np.max(self._sorted[:, 1] - self._sorted[:, 0]))
+            self._sorted_for = self.delays
+        starts = self._sorted[:, 0]
+        near = self._sorted[np.searchsorted(starts, start - self._longest_s):np.searchsorted(starts, end)]
+        return float(np.sum(np.maximum(0.0, np.minimum(end, near[:, 1]) - np.maximum(start, near[:, 0] + SLEEP_S))))
 
     def unexplained(self, event_times, before_s: float = 0.006, after_s: float = 0.05,
                     block_period_s: float | None = None) -> list[float]:
@@ -111,25 +122,38 @@ class StallProbe:
         `before_s` before one starts (the two clocks are read a little apart). Given the stream's
         `block_period_s`, an event is explained too when the delays of the LOST_WINDOW_BLOCKS
         periods before it (the cycle that starved, the one that reports it and the one between)
-        add up to LOST_FRACTION of a period, unless they would excuse more than MAX_EXCUSED_SHARE
-        of the instants the probe listened through (where the CPUs lost time all along, as in a
-        packet flood, so broad an excuse means nothing)."""
-        if block_period_s is not None and self.excused_share(block_period_s) > MAX_EXCUSED_SHARE:
-            block_period_s = None
-        return [t for t in event_times if not self._explained(t, before_s, after_s, block_period_s)]
+        add up to `lost_threshold_s`: the least of LOST_FRACTIONS of a period that would excuse at
+        most MAX_EXCUSED_SHARE of the instants the probe listened through. Where the CPUs lose a
+        little time all along (a packet flood: the kernel's work for it) small losses explain
+        nothing, as they would excuse any instant, but a loss that is rare in the run still does."""
+        threshold_s = self.lost_threshold_s(block_period_s) if block_period_s is not None else None
+        return [t for t in event_times if not self._explained(t, before_s, after_s, block_period_s, threshold_s)]
 
-    def _explained(self, t: float, before_s: float, after_s: float, block_period_s: float | None) -> bool:
+    def lost_threshold_s(self, block_period_s: float) -> float | None:
+        """The least CPU time lost (s, over every CPU, in the LOST_WINDOW_BLOCKS periods before an
+        instant) that explains an underflow in this run: the smallest of LOST_FRACTIONS of a
+        period that would excuse at most MAX_EXCUSED_SHARE of its instants; None if none would."""
+        for fraction in LOST_FRACTIONS:
+            if self.excused_share(block_period_s, fraction * block_period_s) <= MAX_EXCUSED_SHARE:
+                return fraction * block_period_s
+        return None
+
+    def _explained(self, t: float, before_s: float, after_s: float, block_period_s: float | None,
+                   threshold_s: float | None) -> bool:
         if any(start - before_s <= t <= end + after_s for start, end in self.stalls):
             return True
-        return block_period_s is not None and self.lost_s(
-            t - LOST_WINDOW_BLOCKS * block_period_s, t + before_s) >= LOST_FRACTION * block_period_s
+        return threshold_s is not None and self.lost_s(
+            t - LOST_WINDOW_BLOCKS * block_period_s, t + before_s) >= threshold_s
 
-    def excused_share(self, block_period_s: float, before_s: float = 0.006, after_s: float = 0.05) -> float:
+    def excused_share(self, block_period_s: float, threshold_s: float | None = None, before_s: float = 0.006,
+                      after_s: float = 0.05) -> float:
         """The share of the instants the probe listened through (one a block period) that stalls
-        or summed delays would explain: how little an explained underflow says about the engine.
-        On a quiet machine a few per cent; when the machine, or the kernel's work for a flood of
-        packets, takes time from the CPUs all along, nearly all."""
+        or delays adding up to threshold_s (default: the least of LOST_FRACTIONS of a period) would
+        explain: how little an explained underflow says about the engine. On a quiet machine a few
+        per cent; when the machine, or the kernel's work for a flood of packets, takes time from the
+        CPUs all along, nearly all at small thresholds."""
+        threshold_s = LOST_FRACTIONS[0] * block_period_s if threshold_s is None else threshold_s
         instants = np.arange(*self.span_s, block_period_s) if self.span_s else ()
         if not len(instants):
             return 0.0
-        return sum(self._explained(t, before_s, after_s, block_period_s) for t in instants) / len(instants)
+        return sum(self._explained(t, before_s, after_s, block_period_s, threshold_s) for t in instants) / len(instants)
