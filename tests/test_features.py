@@ -7,11 +7,11 @@ Frame convention under test: frame k is centred on sample (k+1) * hop; n samples
 from __future__ import annotations
 
 import functools
-import tracemalloc
 
 import numpy as np
 import pytest
 
+from conftest import traced_allocation_bytes
 from synth.dsp.features import LOUDNESS_FLOOR_DB, StreamingFeatures, f0_pyin, loudness_db
 from synth.errors import SynthError
 from synth.io.soundfont import GM_PROGRAMS, find_soundfont, render_note
@@ -237,20 +237,16 @@ def test_streaming_push_allocates_nothing():
     blocks = blocks * 3
     for block in blocks + blocks:  # fill the interpreter's free lists of small objects first
         tracker.push(block)
-    tracemalloc.start()
-    try:
-        before, _ = tracemalloc.get_traced_memory()
-        tracemalloc.reset_peak()
+
+    def push_all():
         for block in blocks:
             tracker.push(block)
-        after, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    # nothing kept: a retained hop of float32 is 1 KB (a few hundred bytes of interpreter bookkeeping
-    # may stay when other threads of a long test session run meanwhile)
-    assert after - before < 1024
+
+    kept, peak = traced_allocation_bytes(push_all, 1)
+    # nothing kept: a retained hop of float32 is 1 KB
+    assert kept < 1024
     # the call itself boxes a few Python objects (about 1 KB); one hop of float32 would add another
-    assert peak - before < 2048
+    assert peak < 2048
 
 
 @pytest.mark.parametrize("make, message", [

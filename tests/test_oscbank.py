@@ -1,12 +1,11 @@
 """synth.dsp.oscbank against a float64 reference (plain sin of the exactly integrated phase), at odd
 block sizes; phase continuity across blocks; the Nyquist fade; no allocation in render_partials."""
 
-import tracemalloc
-
 import numpy as np
 import pytest
 from scipy.signal.windows import blackmanharris
 
+from conftest import traced_allocation_bytes
 from synth.dsp.oscbank import compile_oscbank, make_workspace, render_partials
 from synth.errors import SynthError
 
@@ -207,17 +206,10 @@ def test_render_partials_does_not_allocate():
     workspace = make_workspace(partials)
     out = np.zeros(n, dtype=np.float32)
     render_partials(out, n, f0, f1, amp, amp, phase, SR, workspace)
-    tracemalloc.start()
-    try:
-        before, _ = tracemalloc.get_traced_memory()
-        tracemalloc.reset_peak()
-        for _ in range(200):
-            render_partials(out, n, f0, f1, amp, amp, phase, SR, workspace)
-        after, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    assert after - before <= 0
-    assert peak - before < 1024
+    kept, peak = traced_allocation_bytes(
+        lambda: render_partials(out, n, f0, f1, amp, amp, phase, SR, workspace), 200)
+    assert kept <= 0
+    assert peak < 1024
 
 
 def test_non_finite_input_does_not_stick_in_the_phase():

@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import assert_process_allocates_nothing
+from conftest import assert_process_allocates_nothing, traced_allocation_bytes
 from synth.errors import SynthError
 from synth.events import IMMEDIATE, AllNotesOff, Lyric, NoteOff, NoteOn, ParamChange, TempoChange, Utterance
 from synth.plane.audio_process import AudioPlane
@@ -150,13 +150,7 @@ def test_the_callback_body_applies_ring_events_and_allocates_nothing_when_idle(w
     state.event_ring.consume(1)
     plane.render(out, None)
     assert_process_allocates_nothing(engine, out, 50)  # the engine alone, as elsewhere
-    import tracemalloc
-
-    tracemalloc.start()
-    for _ in range(50):
-        plane.render(out, None)
-    _, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
+    _, peak = traced_allocation_bytes(lambda: plane.render(out, None), 50)
     assert peak < 4096, f"the callback body allocated up to {peak} bytes"
 
 
