@@ -115,8 +115,7 @@ def _addresses(args: argparse.Namespace) -> int:
     from synth.control.addresses import address_lines
     from synth.presets import load_preset
 
-    preset = load_preset(args.preset)
-    for line in address_lines(preset.build_engine(), preset.osc_map):
+    for line in address_lines(load_preset(args.preset)):
         print(line)
     return 0
 

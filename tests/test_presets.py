@@ -1,4 +1,6 @@
 import os
+import subprocess
+import sys
 import tomllib
 
 import pytest
@@ -142,6 +144,16 @@ def test_synth_addresses_prints_a_preset_s_address_table(capsys):
                for line in lines)
     assert any("/param/hall/revtime" in line and "0.1..30" in line for line in lines)  # the LV2 reverb's ports
     assert "  /1/fader2                      -> /param/hall/taillevel" in lines
+
+
+def test_synth_addresses_reads_the_plugin_classes_and_loads_no_model():
+    """The speaking preset's table comes without building its Voice (whose text-to-mel model takes
+    torch and seconds to load): in a fresh interpreter, torch is never imported."""
+    script = ("import sys; from synth.cli import main; assert main(['addresses', 'speech-voice']) == 0; "
+              "assert 'torch' not in sys.modules, 'torch was imported'")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "/param/voice/vibrato_rate_hz" in done.stdout and "0.1..12 Hz, log scale; now 5.5" in done.stdout
 
 
 def _speaks(spec) -> bool:

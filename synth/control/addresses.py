@@ -22,10 +22,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from synth.engine import Engine
 from synth.errors import SynthError, UnknownName
 from synth.events import AllNotesOff, Event, Lyric, NoteOff, NoteOn, ParamChange, TempoChange, Utterance
+
+if TYPE_CHECKING:
+    from synth.presets import PresetSpec
 
 MIN_BPM, MAX_BPM = 20.0, 999.0
 
@@ -189,17 +193,18 @@ def event_to_message(event: Event) -> tuple[str, list]:
     raise TypeError(f"not an event: {event!r}")
 
 
-def address_lines(engine: Engine, osc_map: dict[str, tuple[str, str]]) -> list[str]:
-    """The address table of a chain, for people (`synth addresses`): every parameter's address with
-    its range and unit (a choice's names), the chain's value and the plugin's default, then the
-    preset's [osc.map]."""
+def address_lines(preset: PresetSpec) -> list[str]:
+    """The address table of a preset's chain, for people (`synth addresses`): every parameter's
+    address with its range and unit (a choice's names), the preset's value and the plugin's default,
+    then the preset's [osc.map]. Read from the plugin classes: no plugin is built, no model loaded."""
     lines = ["parameters (each also takes a 0..1 position at <address>/norm):"]
-    for slot in engine.slots:
-        for spec in slot.plugin.param_specs:
-            value = spec.display(slot.plugin.params[spec.name].target)
-            lines.append(f"  /param/{slot.id}/{spec.name:24} {spec.describe()}"
+    for entry in preset.chain:
+        for spec in entry.plugin_class().param_specs:
+            value = spec.display(spec.coerce(entry.params.get(spec.name, spec.default), where=spec.name))
+            lines.append(f"  /param/{entry.id}/{spec.name:24} {spec.describe()}"
                          f"{', log scale' if spec.scale == 'log' else ''}; now {value!r} "
                          f"(default {spec.display(spec.default_value)!r})")
+    osc_map = preset.osc_map
     if osc_map:
         lines.append("[osc.map] (a 0..1 position each):")
         lines += [f"  {address:30} -> /param/{slot_id}/{name}" for address, (slot_id, name) in sorted(osc_map.items())]
