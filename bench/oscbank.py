@@ -15,6 +15,11 @@ table loading and the k-loop, everything but the oscillators. Both sides are pin
 `--repeat` runs. adsynt2 interpolates amplitude per sample but holds frequency for a k-cycle, so it
 does less work per partial-sample than we do.
 
+Two more lines say where the figures stand on this CPU: the target numba compiled for and the width
+of the vector registers our partial loop runs on (xmm 128, ymm 256, zmm 512 bits: a loop left on xmm
+by an unrecognised CPU is several times slower), and a rotation probe, near the floor of any phasor bank:
+z *= w and a sum of Im z per sample, no ramps, in the same chunks of float32 (best of three runs).
+
 Usage: .venv/bin/python bench/oscbank.py [--partials 100 1000 10000 40000] [--seconds 10]
                                           [--block 256] [--repeat 1] [--cpu N] [--no-csound]
 """
@@ -22,6 +27,7 @@ Usage: .venv/bin/python bench/oscbank.py [--partials 100 1000 10000 40000] [--se
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import re
 import resource
@@ -33,7 +39,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+from numba import njit, types
 
+from synth.dsp import oscbank
 from synth.dsp.oscbank import compile_oscbank, make_workspace, render_partials
 
 SAMPLE_RATE = 48000
@@ -69,6 +77,54 @@ def ours_cpu_seconds(partials: int, seconds: float, block: int) -> float:
         render_partials(out, block, frames_f[i], frames_f[j], frames_a[i], frames_a[j], phase, SAMPLE_RATE,
                         workspace)
     return time.process_time() - start
+
+
+@njit(nogil=True, cache=True, fastmath=oscbank._FAST)
+def _rotate(out, zr, zi, wr, wi):
+    """out[k] += sum_j Im(z_j * w_j^(k+1)): the rotation probe's loop, z and w float32 [chunk]."""
+    for k in range(out.shape[0]):
+        acc = np.float32(0.0)
+        for j in range(zr.shape[0]):
+            xr = zr[j] * wr[j] - zi[j] * wi[j]
+            xi = zr[j] * wi[j] + zi[j] * wr[j]
+            zr[j] = xr
+            zi[j] = xi
+            acc += xi
+        out[k] += acc
+
+
+def rotation_probe_ns(seconds: float = 0.5) -> float:
+    """CPU ns per oscillator-sample of _rotate over one chunk of oscbank.CHUNK_PARTIALS partials,
+    the best of three runs of `seconds` of audio."""
+    chunk = oscbank.CHUNK_PARTIALS
+    angle = np.random.default_rng(3).uniform(0.01, 1.0, chunk)
+    zr, zi = np.ones(chunk, np.float32), np.zeros(chunk, np.float32)
+    wr, wi = np.cos(angle).astype(np.float32), np.sin(angle).astype(np.float32)
+    out = np.zeros(64, dtype=np.float32)  # samples per call: the bank's resync interval
+    _rotate(out, zr, zi, wr, wi)
+    calls = int(seconds * SAMPLE_RATE / out.size)
+    best_s = math.inf
+    for _ in range(3):
+        start = time.process_time()
+        for _ in range(calls):
+            _rotate(out, zr, zi, wr, wi)
+        best_s = min(best_s, time.process_time() - start)
+    return best_s / (calls * out.size * chunk) * 1e9
+
+
+def codegen_line() -> str:
+    """numba's target CPU and the widest vector registers in the bank's partial loop."""
+    from numba.core.registry import cpu_target
+
+    codegen = cpu_target.target_context.codegen()
+    # a fresh compilation of the loop: a kernel loaded from numba's cache carries no assembly
+    fresh = njit(nogil=True, fastmath=oscbank._FAST)(oscbank._render_plain.py_func)
+    # (out, t, m, count, ws32) as _render_kernel passes them
+    signature = (types.float32[::1], types.int64, types.int64, types.int64, types.float32[::1])
+    fresh.compile(signature)
+    assembly = fresh.inspect_asm(signature)
+    width = next((bits for name, bits in (("zmm", 512), ("ymm", 256), ("xmm", 128)) if f"%{name}" in assembly), 0)
+    return f"numba target CPU {codegen._get_host_cpu_name()}; partial loop on {width}-bit vector registers"
 
 
 def write_csd(folder: Path, partials: int, seconds: float, block: int, silent: bool) -> Path:
@@ -145,6 +201,7 @@ def main(argv: list[str] | None = None) -> None:
     csound = None if args.no_csound else shutil.which("csound")
     print(f"oscillator bank, {SAMPLE_RATE} Hz, {args.block}-sample blocks, {args.seconds:g} s of audio, "
           f"core {cpu}; csound: {csound or 'not run'}")
+    print(f"{codegen_line()}; rotation probe {rotation_probe_ns():.3f} ns/osc-smp")
     print(f"{'partials':>9} {'ours cpu s':>11} {'ours osc RT':>12} {'ns/osc-smp':>11} "
           f"{'csound net s':>13} {'(startup s)':>11} {'csound osc RT':>14} {'ratio':>7}")
     for partials in args.partials:
