@@ -80,23 +80,28 @@ def test_the_audio_plane_is_a_process_of_its_own(jack):
     assert not multiprocessing.active_children()
 
 
-def test_start_stop_twenty_times_leaks_no_threads_or_files(jack):
-    preset = load_preset("warm-pad")
+def test_synth_serve_twenty_times_leaks_no_process_thread_file_or_segment(jack, tmp_path, capsys):
+    """`synth serve` as the command line runs it (OSC over UDP and TCP, a session recorder, the host
+    and its audio plane), started and stopped 20 times in this process."""
+    from synth.cli import main
 
-    def cycle():
-        with Host(preset, SAMPLE_RATE, PERIOD, device=jack) as host:
-            host.post(NoteOn(0, 60, 100))
-            time.sleep(0.05)
-        return host.callbacks
+    def serve(run: int) -> None:
+        session = tmp_path / f"session{run}.jsonl"
+        assert main(["serve", "warm-pad", "--device", str(jack), "--osc-port", "0", "--osc-tcp",
+                     "--duration", "0.3", "--record", str(session)]) == 0
+        assert session.is_file()
+        summary = capsys.readouterr().err
+        assert "OSC on udp://127.0.0.1:" in summary and "tcp://127.0.0.1:" in summary
+        assert float(summary.split("callback p50 ")[1].split(" ms")[0]) > 0.0  # the stream ran
 
     def children():
         return set(subprocess.run(["pgrep", "-P", str(os.getpid())], capture_output=True, text=True).stdout.split())
 
-    cycle()  # the first start makes the lasting things (multiprocessing's resource tracker)
+    serve(0)  # the first start makes the lasting things (multiprocessing's resource tracker)
     threads, files, segments = threading.active_count(), len(os.listdir("/proc/self/fd")), set(os.listdir("/dev/shm"))
     processes = children()
-    callbacks = [cycle() for _ in range(20)]
-    assert min(callbacks) > 0
+    for run in range(1, 21):
+        serve(run)
     assert threading.active_count() == threads
     assert len(os.listdir("/proc/self/fd")) == files
     assert set(os.listdir("/dev/shm")) <= segments  # every shared-memory segment removed
