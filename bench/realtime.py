@@ -15,7 +15,8 @@ seen are printed.
 of about ten seconds of speech is sent over UDP to the OSC server (rendered by the control plane,
 then played by a voice slot beside the chord); prints underflows, stalls and callback figures.
 
---voices N: one trial at exactly N voices per block size instead of the search.
+--voices N: one trial at exactly N voices per block size instead of the search. Each block size
+prints the most voices that passed and the fewest that failed (the trial the search stopped at).
 
 Usage: .venv/bin/python bench/realtime.py [--seconds 20] [--blocks 64 128 256] [--voices N] [--say 128]
 """
@@ -69,30 +70,30 @@ def live_trial(device: int, voices: int, block: int, seconds: float) -> tuple[Ho
     return host.status(), len(probe.stalls), unexplained
 
 
-def most_voices(trial) -> tuple[int, tuple] | None:
+def most_voices(trial) -> tuple[tuple | None, tuple | None]:
     """Double the voice count until a trial has an underflow no stall explains, then bisect to the
-    nearest STEP voices. Returns the largest passing count with its trial result (None if even STEP
-    voices fail)."""
+    nearest STEP voices. Returns (the largest passing count with its trial result, the smallest
+    failing count with its result); either is None where no trial passed or none failed."""
     passed, failed = None, None
     voices = STEP
     while voices <= MAX_VOICES:
         result = trial(voices)
         if result[2]:
-            failed = voices
+            failed = (voices, result)
             break
         passed = (voices, result)
         voices *= 2
-    while passed and failed and failed - passed[0] > STEP:
-        step = STEP if failed <= 64 else 64  # a preset's voice limit is one for all its slots: whole stacks
-        middle = (passed[0] + failed) // 2 // step * step
+    while passed and failed and failed[0] - passed[0] > STEP:
+        step = STEP if failed[0] <= 64 else 64  # a preset's voice limit is one for all its slots: whole stacks
+        middle = (passed[0] + failed[0]) // 2 // step * step
         if middle <= passed[0]:
             break
         result = trial(middle)
         if result[2]:
-            failed = middle
+            failed = (middle, result)
         else:
             passed = (middle, result)
-    return passed
+    return passed, failed
 
 
 def offline_voices_in_realtime(block: int, voices: int = 64, seconds: float = 10.0) -> float:
@@ -156,23 +157,25 @@ def main() -> None:
         say_during_chord(args.say)
         return
     print(f"{'block':>5} {'period ms':>9} {'voices':>6} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} "
-          f"{'mean load':>9} {'offline voices':>14} {'live/offline':>12} {'stalls':>6} {'underflows':>10}")
+          f"{'mean load':>9} {'offline voices':>14} {'live/offline':>12} {'stalls':>6} {'underflows':>10} "
+          f"{'unexplained':>11}")
     for block in args.blocks:
         with JackDummyServer(SAMPLE_RATE, block) as server:
             if args.voices:
-                result = live_trial(server.device, args.voices, block, args.seconds)
-                best = None if result[2] else (args.voices, result)
+                result = (args.voices, live_trial(server.device, args.voices, block, args.seconds))
+                passed, failed = (None, result) if result[1][2] else (result, None)
             else:
-                best = most_voices(lambda voices: live_trial(server.device, voices, block, args.seconds))
+                passed, failed = most_voices(lambda voices: live_trial(server.device, voices, block, args.seconds))
         offline = offline_voices_in_realtime(block)
-        if best is None:
+        for verdict, trial in (("most that passed", passed), ("failed", failed)):
+            if trial is None:
+                continue
+            voices, (s, stalls, unexplained) = trial
+            print(f"{block:5d} {s.block_period_ms:9.2f} {voices:6d} {s.callback_p50_ms:7.2f} {s.callback_p99_ms:7.2f} "
+                  f"{s.callback_max_ms:7.2f} {100 * s.load_mean:8.1f}% {offline:14.0f} {voices / offline:12.2f} "
+                  f"{stalls:6d} {s.underflows:10d} {unexplained:11d}  {verdict}")
+        if passed is None:
             print(f"{block:5d}  underflows even with {args.voices or STEP} voices")
-            continue
-        voices, (s, stalls, _) = best
-        print(f"{block:5d} {s.block_period_ms:9.2f} {voices:6d} {s.callback_p50_ms:7.2f} {s.callback_p99_ms:7.2f} "
-              f"{s.callback_max_ms:7.2f} {100 * s.load_mean:8.1f}% {offline:14.0f} {voices / offline:12.2f} "
-              f"{stalls:6d} {s.underflows:10d}")
-
 
 if __name__ == "__main__":
     main()
