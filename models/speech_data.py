@@ -1,4 +1,4 @@
-"""Speech corpora in the LJSpeech layout: building one with espeak-ng, reading one, and its features.
+"""Speech corpora in the LJSpeech layout: building one with Festival or espeak-ng, reading one, and its features.
 
 Layout (what LJSpeech and the tools built for it read): `<folder>/metadata.csv`, one utterance a
 line, `id|text|normalized text` (UTF-8, no header), and `<folder>/wavs/<id>.wav`. Any rate and
@@ -8,8 +8,8 @@ channel count is read (mixed to mono, resampled to 48 kHz); the corpus built her
 people and other tools.
 
 `build_speech_corpus` makes a corpus from real English sentences (Debian's fortune databases:
-quotations, literature, definitions...) spoken by espeak-ng, since no recorded corpus can be
-downloaded here. `prepare_features` computes, per utterance, the model's tokens
+quotations, literature, definitions...) spoken by Festival's cmu_us_slt_arctic_hts voice (made
+from one speaker's recordings) or by espeak-ng, since no recorded corpus can be downloaded here. `prepare_features` computes, per utterance, the model's tokens
 (models.text.text_tokens of the normalised text), log-mel frames, pyin f0 (Hz), the voicing flag
 and A-weighted loudness (dB) at 48 kHz with a 256-sample hop, into `<folder>/features/<id>.npz`.
 """
@@ -43,6 +43,8 @@ FORTUNE_FOLDER = Path("/usr/share/games/fortunes")
 FORTUNE_FILES = ("fortunes", "literature", "wisdom", "people", "science", "education", "work", "food",
                  "pets", "platitudes", "miscellaneous", "humorists", "riddles", "definitions", "law",
                  "politics", "love", "men-women", "medicine", "news", "sports", "songs-poems", "kids")
+FESTIVAL_VOICES = ("cmu_us_slt_arctic_hts",)  # Festival voices built from a real speaker's recordings (CMU ARCTIC)
+DEFAULT_VOICE = FESTIVAL_VOICES[0]
 SPEECH_F0_RANGE_HZ = (60.0, 500.0)  # pyin's search range for speech
 FEATURE_RATE = 24000  # pyin runs at half rate (hop 128): the same frames, a quarter of the work
 FEATURES_VERSION = 1
@@ -89,16 +91,26 @@ def is_held_out(utterance_id: str, test_fraction: float) -> bool:
 
 
 def _speak(text: str, voice: str, words_per_minute: int, pitch: int, folder: Path) -> np.ndarray:
-    """espeak-ng's rendering of `text` as float32 at 48 kHz."""
+    """The rendering of `text` by `voice` (Festival's for a FESTIVAL_VOICES name, else espeak-ng's,
+    at `words_per_minute` and `pitch`) as float32 at 48 kHz."""
     from synth.transfer import resample_audio
 
     wav = folder / "utterance.wav"
-    done = subprocess.run(["espeak-ng", "-v", voice, "-s", str(words_per_minute), "-p", str(pitch), "-w", str(wav),
-                           "--", text], capture_output=True, text=True)
+    if voice in FESTIVAL_VOICES:
+        (folder / "utterance.txt").write_text(text + "\n", encoding="utf-8")
+        command = ["text2wave", "-eval", f"(voice_{voice})", str(folder / "utterance.txt"), "-o", str(wav)]
+    else:
+        command = ["espeak-ng", "-v", voice, "-s", str(words_per_minute), "-p", str(pitch), "-w", str(wav), "--", text]
+    done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0 or not wav.is_file():
-        raise SynthError(f"espeak-ng failed on {text!r}: {done.stderr.strip() or done.returncode}")
+        raise SynthError(f"{command[0]} failed on {text!r}: {done.stderr.strip() or done.returncode}")
     audio, rate = soundfile.read(wav, dtype="float32", always_2d=True)
     return resample_audio(audio.mean(axis=1), rate, SAMPLE_RATE).astype(np.float32)
+
+
+def _festival_voice_installed(voice: str) -> bool:
+    """Whether Festival's voice folder for `voice` exists (Debian installs them under /usr/share/festival)."""
+    return any(Path("/usr/share/festival/voices").glob(f"*/{voice}"))
 
 
 def _spoken(text: str, voice: str, words_per_minute: int, pitch: int) -> np.ndarray:
@@ -123,22 +135,32 @@ def _speaking(workers: int) -> Iterator[Callable[[list[tuple]], list[np.ndarray]
         yield lambda calls: ray.get([remote.remote(*call) for call in calls])
 
 
-def build_speech_corpus(folder, minutes: float = 60.0, voice: str = "en-us", words_per_minute: int = 160,
+def build_speech_corpus(folder, minutes: float = 60.0, voice: str = DEFAULT_VOICE, words_per_minute: int = 160,
                         pitch: int | tuple[int, int] = 50, test_fraction: float = DEFAULT_TEST_FRACTION, seed: int = 0,
                         variants: tuple[str, ...] = (), progress: bool = True, workers: int = 1) -> Path:
-    """Speak fortune sentences with espeak-ng until `minutes` of audio are in `folder` (LJSpeech
-    layout, 48 kHz 16-bit WAVs peak-normalised to -3 dBFS). Safe to run again: utterances already
-    listed are kept and the corpus grows to `minutes`. Returns the folder.
+    """Speak fortune sentences until `minutes` of audio are in `folder` (LJSpeech layout, 48 kHz
+    16-bit WAVs peak-normalised to -3 dBFS). Safe to run again: utterances already listed are kept
+    and the corpus grows to `minutes`. Returns the folder.
 
-    One speaker by default (espeak's `voice` at `pitch` 0..99). For a decoder that must play a wide
-    f0 range (singing), `variants` (espeak voice variants such as "m3", "f2") and a `pitch` range
-    (low, high) give each utterance a variant and a pitch drawn at random (seeded): with m1..m8 and
-    f1..f5 over pitch 0..99, f0 spans about 55 to 380 Hz. workers: above 1, the sentences are
-    spoken on that many Ray workers (a local cluster, synth.cluster), a few per worker at a time;
-    the corpus is the one a serial build makes."""
+    voice: a Festival voice of FESTIVAL_VOICES (the default, cmu_us_slt_arctic_hts: one woman's
+    recordings, the CMU ARCTIC set, as an HTS voice; it speaks the normalised text, so numbers are
+    read as the tokens spell them, at its own rate) or an espeak-ng voice such as "en-us" (a formant
+    synthesiser, at `words_per_minute` and `pitch` 0..99). For an espeak decoder that must play a
+    wide f0 range (singing), `variants` (espeak voice variants such as "m3", "f2") and a `pitch`
+    range (low, high) give each utterance a variant and a pitch drawn at random (seeded): with
+    m1..m8 and f1..f5 over pitch 0..99, f0 spans about 55 to 380 Hz. workers: above 1, the
+    sentences are spoken on that many Ray workers (a local cluster, synth.cluster), a few per worker
+    at a time; the corpus is the one a serial build makes."""
     from models.text import normalize_text
 
-    if shutil.which("espeak-ng") is None:
+    festival = voice in FESTIVAL_VOICES
+    if festival:
+        if variants or tuple(pitch if isinstance(pitch, tuple) else (pitch, pitch)) != (50, 50):
+            raise SynthError(f"--variants and --pitch choose espeak-ng voices; {voice} is a Festival voice")
+        if shutil.which("text2wave") is None or not _festival_voice_installed(voice):
+            raise SynthError(f"Festival's {voice} voice is not installed (Debian: apt-get install festival "
+                             f"festvox-us-slt-hts); it speaks the corpus")
+    elif shutil.which("espeak-ng") is None:
         raise SynthError("espeak-ng is not installed (Debian: apt-get install espeak-ng); it speaks the corpus")
     folder = Path(folder)
     (folder / "wavs").mkdir(parents=True, exist_ok=True)
@@ -157,6 +179,7 @@ def build_speech_corpus(folder, minutes: float = 60.0, voice: str = "en-us", wor
     # each sentence's speaker and pitch, drawn in the sentences' order whoever speaks them
     draws = ((sentence, f"{voice}+{rng.choice(variants)}" if variants else voice, rng.randint(low, high))
              for sentence in sentences)
+    spoken_text = normalize_text if festival else str
     chunk = workers * SENTENCES_PER_WORKER if workers > 1 else 1
     bar = tqdm(total=round(minutes * 60), initial=round(seconds), unit="s", desc="speech corpus", disable=not progress)
     with metadata.open("a", encoding="utf-8") as out, _speaking(workers) as speak:
@@ -164,7 +187,7 @@ def build_speech_corpus(folder, minutes: float = 60.0, voice: str = "en-us", wor
             batch = list(itertools.islice(draws, chunk))
             if not batch:
                 break
-            for (sentence, _, _), audio in zip(batch, speak([(s, v, words_per_minute, p) for s, v, p in batch])):
+            for (sentence, _, _), audio in zip(batch, speak([(spoken_text(s), v, words_per_minute, p) for s, v, p in batch])):
                 if seconds >= minutes * 60:
                     break
                 peak = float(np.max(np.abs(audio))) if audio.size else 0.0
@@ -184,8 +207,9 @@ def build_speech_corpus(folder, minutes: float = 60.0, voice: str = "en-us", wor
     held = [uid for uid, _, _ in rows if is_held_out(uid, test_fraction)]
     (folder / "heldout.txt").write_text("".join(f"{uid}\n" for uid in held))
     (folder / "corpus.json").write_text(json.dumps({
-        "source": "espeak-ng speaking sentences of Debian's fortune databases", "voice": voice,
-        "variants": list(variants), "words_per_minute": words_per_minute, "pitch": [low, high], "seed": seed, "test_fraction": test_fraction,
+        "source": f"{'Festival' if festival else 'espeak-ng'} speaking sentences of Debian's fortune databases",
+        "voice": voice, "variants": list(variants), "words_per_minute": None if festival else words_per_minute,
+        "pitch": None if festival else [low, high], "seed": seed, "test_fraction": test_fraction,
         "utterances": len(rows), "seconds": round(seconds, 1)}, indent=1))
     return folder
 

@@ -450,6 +450,27 @@ def join_stress(tokens: list[str]) -> list[str]:
     return joined
 
 
+def split_stress(joined: list[str]) -> tuple[list[str], list[int]]:
+    """Joined tokens (join_stress) as plain phonemes and a stress level each: 0 none, 1 primary
+    ("ˈ"), 2 secondary ("ˌ"; primary where both are marked). What a model with the stress feature
+    reads: its vocabulary then holds each phoneme once, stressed or not."""
+    phonemes, levels = [], []
+    for token in joined:
+        plain = token.lstrip("".join(STRESS_MARKS))
+        marks = token[:len(token) - len(plain)]
+        phonemes.append(plain)
+        levels.append(1 if STRESS_MARKS[0] in marks else 2 if marks else 0)
+    return phonemes, levels
+
+
+def model_tokens(tokens: list[str], stress: bool) -> tuple[list[str], list[int]]:
+    """Tokens (stress marks separate, as text_tokens gives them, or joined) as a text-to-mel model
+    reads them: (tokens, stress level of each). With `stress`, plain phonemes and their levels
+    (split_stress); without, the joined tokens and levels all 0."""
+    joined = join_stress(tokens)
+    return split_stress(joined) if stress else (joined, [0] * len(joined))
+
+
 def is_vowel(token: str) -> bool:
     """Whether a token is a vowel: an IPA vowel, diphthong or r-coloured vowel ("ɚ", "aɪ", "ɑːɹ"),
     a syllabic consonant ("n̩"), or one of the letters a e i o u y. Stress marks, spaces,

@@ -30,6 +30,7 @@ from synth.errors import SynthError
 TTS_KIND = "synth.text_to_mel"
 TTS_FORMAT_VERSION = 1
 MEL_BANDS = 128
+STRESS_LEVELS = 3  # none, primary, secondary (models.text.split_stress)
 
 
 @dataclass
@@ -38,7 +39,10 @@ class TextToMelConfig:
     decoder_blocks; kernel, decoder_kernel: the encoder's and the frame decoder's first convolution
     widths; expansion: its channels over the width; dropout; statistics:
     log_f0_mean, log_f0_std (natural log of Hz over voiced frames), loudness_mean_db,
-    loudness_std_db, mel_mean and mel_std [128] (per band), frame_rate_hz."""
+    loudness_std_db, mel_mean and mel_std [128] (per band), frame_rate_hz; stress: whether each
+    token's stress level (models.text.split_stress: 0 none, 1 primary, 2 secondary) is embedded
+    beside it, the vocabulary holding plain phonemes (False: the stress marks are joined to the
+    phonemes in the vocabulary, as in the first shipped model)."""
 
     vocabulary: dict = field(default_factory=dict)
     width: int = 128
@@ -50,6 +54,7 @@ class TextToMelConfig:
     expansion: int = 2
     dropout: float = 0.1
     statistics: dict = field(default_factory=dict)
+    stress: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -119,8 +124,9 @@ def regulate(x: torch.Tensor, durations: torch.Tensor) -> tuple[torch.Tensor, to
 
 
 class TextToMel(nn.Module):
-    """See the module docstring. forward(tokens [B, N], durations, token_f0, token_loudness)
-    teacher-forces the three (training); infer() predicts them."""
+    """See the module docstring. forward(tokens [B, N], durations, token_f0, token_loudness, stress)
+    teacher-forces the three (training); infer() predicts them. stress [B, N] int64 levels, for
+    a config with stress (None: unstressed throughout)."""
 
     def __init__(self, config: TextToMelConfig):
         super().__init__()
@@ -130,6 +136,7 @@ class TextToMel(nn.Module):
             raise SynthError("text-to-mel config: the vocabulary needs symbols beyond <pad> and <unk>")
         w = config.width
         self.embedding = nn.Embedding(symbols, w, padding_idx=0)
+        self.stress_embedding = nn.Embedding(STRESS_LEVELS, w) if config.stress else None
         self.encoder = nn.ModuleList(Block(w, config.heads, config.kernel, config.expansion, config.dropout)
                                      for _ in range(config.encoder_blocks))
         self.duration = Predictor(w, dropout=config.dropout)
@@ -141,9 +148,11 @@ class TextToMel(nn.Module):
                                      for _ in range(config.decoder_blocks))
         self.head = nn.Linear(w, MEL_BANDS + 3)
 
-    def encode(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def encode(self, tokens: torch.Tensor, stress: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         padding = tokens == 0
         x = self.embedding(tokens) + sinusoids(tokens.shape[1], self.config.width, tokens.device)[None]
+        if self.stress_embedding is not None:
+            x = x + self.stress_embedding(stress if stress is not None else torch.zeros_like(tokens))
         for block in self.encoder:
             x = block(x, padding)
         return x, padding
@@ -159,23 +168,24 @@ class TextToMel(nn.Module):
         return {"mel": out[..., :MEL_BANDS], "log_f0": out[..., MEL_BANDS], "voiced_logit": out[..., MEL_BANDS + 1],
                 "loudness": out[..., MEL_BANDS + 2], "frame_padding": frame_padding}
 
-    def forward(self, tokens, durations, token_f0, token_loudness) -> dict:
+    def forward(self, tokens, durations, token_f0, token_loudness, stress=None) -> dict:
         """Training pass. tokens [B, N] int64; durations [B, N] int64 frames; token_f0,
         token_loudness [B, N] standardised targets. Returns the frame outputs (standardised: mel
         per band, log f0, loudness) plus the token predictions log_duration, token_f0, token_loudness."""
-        x, padding = self.encode(tokens)
+        x, padding = self.encode(tokens, stress)
         predictions = {"log_duration": self.duration(x, padding), "token_f0": self.pitch(x, padding),
                        "token_loudness": self.energy(x, padding)}
         return self._decode(x, padding, token_f0, token_loudness, durations) | predictions
 
     @torch.no_grad()
     def infer(self, tokens: torch.Tensor, rate: float = 1.0, pitch_shift_semitones: float = 0.0,
-              durations: torch.Tensor | None = None, token_f0: torch.Tensor | None = None) -> dict:
+              durations: torch.Tensor | None = None, token_f0: torch.Tensor | None = None,
+              stress: torch.Tensor | None = None) -> dict:
         """One utterance: tokens [1, N]. rate: speaking speed (durations divided by it);
         pitch_shift_semitones moves the predicted pitch; durations / token_f0 [1, N] override the
         predictions (singing: the notes' timing and pitch, token_f0 standardised). Returns
-        standardised outputs as forward() does, and the durations used."""
-        x, padding = self.encode(tokens)
+        standardised outputs as forward() does, and the durations used. stress [1, N] as forward's."""
+        x, padding = self.encode(tokens, stress)
         if durations is None:
             predicted = torch.exp(self.duration(x, padding)) - 1.0
             durations = torch.clamp(torch.round(predicted / rate), min=1).long().masked_fill(padding, 0)

@@ -1,8 +1,10 @@
 """`synth train text-to-mel`: align a speech corpus, then train the text-to-mel model on it.
 
 1. Features (models.speech_data.prepare_features) for every utterance not yet done.
-2. The vocabulary of the training utterances' tokens, and the feature statistics.
-   Stress marks are joined to their phonemes (models.text.join_stress).
+2. The vocabulary of the training utterances' tokens, and the feature statistics. Stress marks
+   are joined to their phonemes (models.text.join_stress), then, with `stress` (the default), split
+   off again as a level per phoneme (models.text.split_stress) that the model embeds beside it, so
+   the vocabulary holds each phoneme once; without, the joined tokens are the vocabulary.
 3. Alignment: the aligner (models.alignment) trains for `align_steps` steps on the training
    utterances, each step on the monotonic alignment it finds itself (an even spread for the first
    tenth), then aligns every utterance. Durations are written to `<corpus>/durations.npz` (id ->
@@ -32,7 +34,7 @@ from tqdm import tqdm
 
 from models.alignment import Aligner, align, even_durations, frame_log_likelihood
 from models.speech_data import load_features, prepare_features, split_ids
-from models.text import Vocabulary, join_stress
+from models.text import Vocabulary, model_tokens
 from models.text_to_mel import TextToMel, TextToMelConfig, save_text_to_mel
 from models.training import (Distributed, TrainingSettings, checkpoint_to_resume, smoothed, start_distributed,
                              start_training, training_loop)
@@ -45,22 +47,25 @@ WARMUP_STEPS = 200  # the learning rate rises linearly over these, for the atten
 class TtsTrainSettings(TrainingSettings):
     """models.training's settings (batch_size: utterances per step), and: align_steps: the
     aligner's steps before the model trains; width: the model's; token_mode: "auto",
-    "phonemes" or "characters" (models.speech_data.prepare_features)."""
+    "phonemes" or "characters" (models.speech_data.prepare_features); stress: embed each
+    phoneme's stress level (models.text_to_mel.TextToMelConfig.stress)."""
 
     steps: int = 1500
     align_steps: int = 600
     width: int = 128
     token_mode: str = "auto"
+    stress: bool = True
 
 
 class Utterance:
-    """One utterance in memory: ids (int64 [N]), standardised mel [T, 128], log f0 [T], voiced [T],
-    loudness [T] (standardised), and once aligned its durations [N]."""
+    """One utterance in memory: ids (int64 [N]), stress levels (int64 [N]), standardised mel
+    [T, 128], log f0 [T], voiced [T], loudness [T] (standardised), and once aligned its durations [N]."""
 
-    def __init__(self, uid: str, arrays: dict, vocabulary: Vocabulary, stats: dict):
+    def __init__(self, uid: str, arrays: dict, vocabulary: Vocabulary, stats: dict, stress: bool):
         self.uid = uid
-        self.tokens = join_stress(list(arrays["tokens"]))
+        self.tokens, levels = model_tokens(list(arrays["tokens"]), stress)
         self.ids = vocabulary.encode(self.tokens)
+        self.stress = np.asarray(levels, np.int64)
         frames = arrays["mel"].shape[0]
         self.mel = ((arrays["mel"] - stats["mel_mean"]) / stats["mel_std"]).astype(np.float32)
         f0 = np.maximum(arrays["f0_hz"][:frames], 1.0)
@@ -144,6 +149,7 @@ def _batch(utterances: list[Utterance], device: str) -> dict:
     longest_t = max(u.mel.shape[0] for u in utterances)
     b = len(utterances)
     tokens = np.zeros((b, longest_n), np.int64)
+    stress = np.zeros((b, longest_n), np.int64)
     durations = np.zeros((b, longest_n), np.int64)
     token_f0 = np.zeros((b, longest_n), np.float32)
     token_loud = np.zeros((b, longest_n), np.float32)
@@ -155,14 +161,14 @@ def _batch(utterances: list[Utterance], device: str) -> dict:
     frames = np.zeros((b, longest_t), bool)
     for i, u in enumerate(utterances):
         n, t = len(u.ids), u.mel.shape[0]
-        tokens[i, :n], durations[i, :n] = u.ids, u.durations
+        tokens[i, :n], stress[i, :n], durations[i, :n] = u.ids, u.stress, u.durations
         f0_targets, loud_targets = u.token_targets()
         token_f0[i, :n], token_loud[i, :n] = f0_targets, loud_targets
         edges = np.concatenate([[0], np.cumsum(u.durations)])
         token_voiced[i, :n] = [u.voiced[edges[j]:edges[j + 1]].any() for j in range(n)]
         mel[i, :t], log_f0[i, :t], voiced[i, :t], loud[i, :t], frames[i, :t] = (u.mel, u.log_f0, u.voiced, u.loudness,
                                                                                True)
-    arrays = {"tokens": tokens, "durations": durations, "token_f0": token_f0, "token_loudness": token_loud,
+    arrays = {"tokens": tokens, "stress": stress, "durations": durations, "token_f0": token_f0, "token_loudness": token_loud,
               "token_voiced": token_voiced, "mel": mel, "log_f0": log_f0, "voiced": voiced, "loudness": loud,
               "frames": frames}
     return {k: torch.from_numpy(v).to(device) for k, v in arrays.items()}
@@ -170,7 +176,7 @@ def _batch(utterances: list[Utterance], device: str) -> dict:
 
 def tts_loss(model: TextToMel, batch: dict) -> tuple[torch.Tensor, dict]:
     """The training loss of a batch and its parts (floats)."""
-    out = model(batch["tokens"], batch["durations"], batch["token_f0"], batch["token_loudness"])
+    out = model(batch["tokens"], batch["durations"], batch["token_f0"], batch["token_loudness"], batch["stress"])
     frames = batch["frames"][:, :out["mel"].shape[1]]
     tokens = batch["tokens"] != 0
     voiced_frames = frames & (batch["voiced"][:, :out["mel"].shape[1]] > 0.5)
@@ -215,10 +221,11 @@ def train_text_to_mel(corpus, out_stem, settings: TtsTrainSettings | None = None
     modes = {str(a["token_mode"]) for a in arrays.values()}
     if len(modes) != 1:
         raise SynthError(f"{corpus}: features mix token modes {sorted(modes)}; delete features/ and prepare again")
-    vocabulary = Vocabulary.build([join_stress(list(arrays[u]["tokens"])) for u in train_ids], modes.pop())
+    vocabulary = Vocabulary.build([model_tokens(list(arrays[u]["tokens"]), settings.stress)[0] for u in train_ids],
+                                  modes.pop())
     stats = corpus_statistics(corpus, train_ids)
     stats_np = _stats_arrays(stats)
-    utterances = {uid: Utterance(uid, arrays[uid], vocabulary, stats_np) for uid in uids}
+    utterances = {uid: Utterance(uid, arrays[uid], vocabulary, stats_np, settings.stress) for uid in uids}
     for uid in uids:
         if len(utterances[uid].ids) > utterances[uid].mel.shape[0]:
             raise SynthError(f"{corpus}: utterance {uid} has more tokens ({len(utterances[uid].ids)}) than frames")
@@ -231,7 +238,8 @@ def train_text_to_mel(corpus, out_stem, settings: TtsTrainSettings | None = None
     if distributed.writes:
         np.savez_compressed(corpus / "durations.npz", **{uid: u.durations for uid, u in utterances.items()})
 
-    config = TextToMelConfig(vocabulary=vocabulary.to_dict(), width=settings.width, statistics=stats)
+    config = TextToMelConfig(vocabulary=vocabulary.to_dict(), width=settings.width, statistics=stats,
+                             stress=settings.stress)
     model = TextToMel(config).to(settings.device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings.learning_rate, weight_decay=1e-6)
     train_set = [utterances[u] for u in train_ids]

@@ -216,8 +216,9 @@ def _train_text_to_mel(args: argparse.Namespace) -> int:
 def _speech_corpus(args: argparse.Namespace) -> int:
     from models.speech_data import build_speech_corpus
 
-    folder = build_speech_corpus(args.output, args.minutes, args.voice, pitch=tuple(args.pitch), seed=args.seed,
-                                 variants=tuple(args.variants), workers=args.workers)
+    voice = {"voice": args.voice} if args.voice else {}
+    folder = build_speech_corpus(args.output, args.minutes, pitch=tuple(args.pitch), seed=args.seed,
+                                 variants=tuple(args.variants), workers=args.workers, **voice)
     print(f"corpus: {folder} ({(folder / 'corpus.json').read_text().strip()})")
     return 0
 
@@ -457,10 +458,12 @@ def build_parser() -> argparse.ArgumentParser:
     _training_options(tts)
     tts.set_defaults(run=_train_text_to_mel)
 
-    corpus = commands.add_parser("speech-corpus", help="build a speech corpus (LJSpeech layout) with espeak-ng")
+    corpus = commands.add_parser("speech-corpus", help="build a speech corpus (LJSpeech layout) with Festival or espeak-ng")
     corpus.add_argument("output", type=output_path, help="corpus folder (grown, not replaced, when it exists)")
     corpus.add_argument("--minutes", type=number(0.1, 6000, "minutes"), default=60.0, help="minutes of speech (default 60)")
-    corpus.add_argument("--voice", default="en-us", help="espeak-ng voice (default en-us)")
+    corpus.add_argument("--voice", help="Festival's cmu_us_slt_arctic_hts (one speaker's recordings; the default) or an "
+                                        "espeak-ng voice such as en-us (a formant synthesiser; --variants and --pitch "
+                                        "choose among its voices)")
     corpus.add_argument("--workers", type=number(1, 4096, "workers", integer=True), default=1,
                         help="Ray workers that speak the sentences (default 1: in this process)")
     corpus.add_argument("--seed", type=number(0, 2**32 - 1, integer=True), default=0, help="order of the sentences (and voices, pitches)")

@@ -71,8 +71,9 @@ class Speaker:
         self.sample_rate = int(self.runtime.config["sample_rate"])
 
     def tokens(self, text: str) -> list[str]:
-        """The model's tokens for `text` (its vocabulary's mode: phonemes or characters; stress
-        marks joined to their phonemes, as in training)."""
+        """The tokens of `text` in the model's vocabulary mode (phonemes or characters), one per
+        phoneme with its stress marks joined to it (model_inputs splits them off again for a model
+        with the stress feature); syllables are read from these."""
         from models.text import join_stress, text_tokens
 
         if not text.strip():
@@ -83,17 +84,23 @@ class Speaker:
             raise SynthError(f"nothing to say in {text!r}: it holds no word the text front end can read")
         return tokens
 
-    def token_ids(self, tokens: list[str]):
-        """int64 [1, N] tensor of the model's ids for `tokens`, warning about tokens it never saw."""
+    def model_inputs(self, tokens: list[str]) -> dict:
+        """The text-to-mel model's inputs for `tokens` (from tokens()): {"tokens": int64 [1, N] ids,
+        "stress": int64 [1, N] levels, or None for a model without the stress feature}, warning
+        about tokens it never saw."""
         import torch
 
+        from models.text import model_tokens
+
+        plain, levels = model_tokens(tokens, self.model.config.stress)
         before = self.vocabulary.unknown_count
-        ids = self.vocabulary.encode(tokens)
+        ids = self.vocabulary.encode(plain)
         if self.vocabulary.unknown_count > before:
-            unknown = sorted({t for t in tokens if t not in self.vocabulary.symbols})
+            unknown = sorted({t for t in plain if t not in self.vocabulary.symbols})
             warnings.warn(f"tokens the model never saw are read as <unk>: {' '.join(unknown)}", SynthWarning,
                           stacklevel=3)
-        return torch.from_numpy(ids)[None]
+        stress = torch.tensor([levels], dtype=torch.int64) if self.model.config.stress else None
+        return {"tokens": torch.from_numpy(ids)[None], "stress": stress}
 
     def frames(self, text: str, rate: float = 1.0, pitch_semitones: float = 0.0) -> dict[str, np.ndarray]:
         """The model's frames for `text` (models.text_to_mel.to_features) plus token durations."""
@@ -103,7 +110,7 @@ class Speaker:
             raise SynthError(f"rate={rate!r} must be in 0.25..4 (1 = the trained speed)")
         if not -24.0 <= pitch_semitones <= 24.0:
             raise SynthError(f"pitch={pitch_semitones!r} semitones must be in -24..24")
-        out = self.model.infer(self.token_ids(self.tokens(text)), rate=rate, pitch_shift_semitones=pitch_semitones)
+        out = self.model.infer(**self.model_inputs(self.tokens(text)), rate=rate, pitch_shift_semitones=pitch_semitones)
         features = to_features(self.model.config, out)
         features["durations"] = out["durations"][0].numpy()
         return features
@@ -146,8 +153,8 @@ class Speaker:
                           + ("the last notes repeat the last syllable" if len(notes) > len(groups)
                              else "the syllables beyond the last note are left out"), SynthWarning, stacklevel=2)
         groups = groups[:len(notes)]
-        ids = self.token_ids(tokens)
-        spoken = self.model.infer(ids)["durations"][0].numpy()
+        inputs = self.model_inputs(tokens)
+        spoken = self.model.infer(**inputs)["durations"][0].numpy()
         stats = self.model.config.statistics
         spans = [(self._frame(n.start_s), max(self._frame(n.end_s), self._frame(n.start_s) + 1)) for n in notes]
         durations = np.zeros(len(tokens), np.int64)  # tokens outside the sung syllables take no frames
@@ -164,7 +171,7 @@ class Speaker:
             # voice's few semitones); the decoder below plays the true pitch
             standardised = (math.log(midi_to_hz(note.note)) - stats["log_f0_mean"]) / stats["log_f0_std"]
             token_f0[group] = min(max(standardised, -MEL_PITCH_LIMIT_STD), MEL_PITCH_LIMIT_STD)
-        out = self.model.infer(ids, durations=torch.from_numpy(durations)[None],
+        out = self.model.infer(**inputs, durations=torch.from_numpy(durations)[None],
                                token_f0=torch.from_numpy(token_f0)[None])
         sung = to_features(self.model.config, out)
         edges = np.concatenate([[0], np.cumsum(durations)])

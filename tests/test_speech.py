@@ -34,7 +34,8 @@ pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espea
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    """A 0.4-minute espeak-ng corpus, a text-to-mel model and a speech decoder trained a few steps on it."""
+    """A 0.4-minute corpus spoken by Festival's cmu_us_slt_arctic_hts (the default voice), a
+    text-to-mel model and a speech decoder trained a few steps on it."""
     folder = tmp_path_factory.mktemp("speech")
     corpus = build_speech_corpus(folder / "corpus", minutes=0.4, test_fraction=0.2, progress=False)
     tts = train_text_to_mel(corpus, folder / "tts", TtsTrainSettings(steps=3, align_steps=6, batch_size=4, width=32,
@@ -65,7 +66,8 @@ def test_the_corpus_is_in_the_ljspeech_layout_with_a_stable_held_out_split(tiny)
 def test_a_corpus_spoken_on_two_ray_workers_is_the_serial_one(tiny, tmp_path):
     """The same settings, a wide pitch range and voice variants (each drawn per sentence) spoken on
     a local Ray cluster of 2 workers: the same lines and, byte for byte, the same WAV files."""
-    settings = dict(minutes=0.3, test_fraction=0.2, pitch=(20, 80), variants=("m3", "f2"), seed=7, progress=False)
+    settings = dict(minutes=0.3, voice="en-us", test_fraction=0.2, pitch=(20, 80), variants=("m3", "f2"), seed=7,
+                    progress=False)
     serial = build_speech_corpus(tmp_path / "serial", **settings)
     on_ray = build_speech_corpus(tmp_path / "ray", workers=2, **settings)
     rows = read_metadata(serial)
@@ -73,6 +75,16 @@ def test_a_corpus_spoken_on_two_ray_workers_is_the_serial_one(tiny, tmp_path):
     for uid, _, _ in rows:
         assert (on_ray / "wavs" / f"{uid}.wav").read_bytes() == (serial / "wavs" / f"{uid}.wav").read_bytes()
     assert (on_ray / "heldout.txt").read_text() == (serial / "heldout.txt").read_text()
+
+
+def test_the_default_voice_is_festival_s_recorded_speaker_and_takes_no_espeak_choices(tiny, tmp_path):
+    _, corpus, _ = tiny
+    described = json.loads((corpus / "corpus.json").read_text())
+    assert described["voice"] == "cmu_us_slt_arctic_hts" and described["source"].startswith("Festival")
+    with pytest.raises(SynthError, match="--variants and --pitch choose espeak-ng voices; cmu_us_slt_arctic_hts is a "
+                                         "Festival voice"):
+        build_speech_corpus(tmp_path / "c", minutes=0.1, variants=("m3",), progress=False)
+    assert not (tmp_path / "c").exists()
 
 
 def test_bad_metadata_names_the_file_and_line(tmp_path):
@@ -105,6 +117,8 @@ def test_text_to_mel_model_file_and_inference(tiny):
     model, meta = load_text_to_mel(folder / "tts")
     assert meta["kind"] == "synth.text_to_mel" and meta["training_command"] == "test tts"
     assert meta["corpus"]["utterances"] >= 5 and meta["config"]["vocabulary"]["mode"] == "phonemes"
+    # stress is a feature of its own: the vocabulary holds each phoneme once, with no stress mark
+    assert meta["config"]["stress"] is True and not any("ˈ" in t or "ˌ" in t for t in meta["config"]["vocabulary"]["symbols"])
     speaker = Speaker(folder / "tts.json", folder / "voice.json")
     frames = speaker.frames("Good morning, everyone.")
     n = frames["mel"].shape[0]

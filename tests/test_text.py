@@ -6,8 +6,8 @@ import re
 import numpy as np
 import pytest
 
-from models.text import (Vocabulary, cardinal_words, characters, espeak_available, is_vowel, join_stress,
-                         normalize_text, phonemize, syllables, text_tokens)
+from models.text import (Vocabulary, cardinal_words, characters, espeak_available, is_vowel, join_stress, model_tokens,
+                         normalize_text, phonemize, split_stress, syllables, text_tokens)
 from synth.errors import SynthError
 
 needs_espeak = pytest.mark.skipif(not espeak_available(), reason="espeak-ng is not installed")
@@ -226,3 +226,12 @@ def test_join_stress_attaches_marks_to_the_following_phoneme():
     joined = join_stress(tokens)
     assert "ˈ" not in joined and any(t.startswith("ˈ") and len(t) > 1 for t in joined)
     assert len(syllables(joined)) == len(syllables(tokens)) == 3
+
+
+def test_split_stress_gives_plain_phonemes_and_a_level_each():
+    assert split_stress(["h", "ə", "l", "ˈoʊ", " ", "ˌɛ", "ˌˈa", ","]) == (
+        ["h", "ə", "l", "oʊ", " ", "ɛ", "a", ","], [0, 0, 0, 1, 0, 2, 1, 0])
+    tokens, _ = text_tokens("Hello world.", "phonemes")
+    plain, levels = model_tokens(tokens, stress=True)
+    assert not any(mark in token for token in plain for mark in "ˈˌ") and 1 in levels
+    assert model_tokens(tokens, stress=False) == (join_stress(tokens), [0] * len(join_stress(tokens)))

@@ -75,12 +75,12 @@ def make_lyric_table(speaker, text: str) -> LyricTable:
     groups = syllables(tokens)[:MAX_LYRIC_SYLLABLES]
     if not groups:
         raise SynthError(f"/sing: no syllable to sing in {text!r}")
-    ids = speaker.token_ids(tokens)
-    durations = speaker.model.infer(ids)["durations"][0].clone()
+    inputs = speaker.model_inputs(tokens)
+    durations = speaker.model.infer(**inputs)["durations"][0].clone()
     vowels = {next(i for i in group if is_vowel(tokens[i])) for group in groups}
     for i in vowels:
         durations[i] = LYRIC_VOWEL_FRAMES
-    features = to_features(speaker.model.config, speaker.model.infer(ids, durations=durations[None]))
+    features = to_features(speaker.model.config, speaker.model.infer(**inputs, durations=durations[None]))
     edges = np.concatenate([[0], np.cumsum(durations.numpy())])
     start, vowel_start, vowel_end, end = (np.zeros(len(groups), np.int64) for _ in range(4))
     for k, group in enumerate(groups):
