@@ -14,17 +14,27 @@ is better; the two other rows use the same alignment procedure, though their fra
 already). Duration error: per token, |predicted - aligned| frames (ms) against the durations the
 aligner measured on the recording, mean over tokens, and the error of the utterance's total length.
 
+Intelligibility (--wer N): an independent recogniser, PocketSphinx with its bundled en-us acoustic
+and language models (pip install -e .[bench]), transcribes N held-out sentences three ways: ours
+(text to audio), the corpus's own recording (the voice ours learned: the ceiling), and espeak-ng
+(en-us, 160 words/min). Word error rate (jiwer) against the normalised text, lower-cased without
+punctuation: the mean over sentences, and over all words (errors / reference words). Audio goes to
+the recogniser at 16 kHz (scipy's polyphase resampler).
+
 Speed: text (espeak-ng phonemes included) to audio for a sentence of about 10 s, on one CPU core
 (torch and BLAS one thread), best of --repeats; the realtime factor is audio seconds per second.
 
-Usage: .venv/bin/python bench/text_to_mel.py [--corpus data/speech] [--tts presets/models/speech-tts]
-       [--decoder presets/models/speech-decoder] [--utterances 20] [--repeats 3]
+Usage: .venv/bin/python bench/text_to_mel.py [--corpus data/speech-slt] [--tts presets/models/slt-tts]
+       [--decoder presets/models/slt-decoder] [--utterances 20] [--repeats 3] [--wer 30]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
+import subprocess
+import tempfile
 import time
 
 import numpy as np
@@ -32,6 +42,7 @@ import numpy as np
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import librosa  # noqa: E402
+import soundfile  # noqa: E402
 import torch  # noqa: E402
 from scipy.fft import dct  # noqa: E402
 
@@ -41,6 +52,7 @@ from synth.speech import Speaker  # noqa: E402
 from synth.transfer import render_frames  # noqa: E402
 
 CEPSTRA = 24
+RECOGNISER_RATE = 16000  # Hz: PocketSphinx's en-us models
 
 
 def cepstra(audio: np.ndarray) -> np.ndarray:
@@ -59,6 +71,55 @@ def mcd_db(reference: np.ndarray, other: np.ndarray) -> float:
     return float(np.mean(10.0 / np.log(10.0) * np.sqrt(2.0 * np.sum(diff ** 2, axis=1))))
 
 
+def transcribe(decoder, audio: np.ndarray, rate: int) -> str:
+    """PocketSphinx's words for float audio at `rate` Hz."""
+    from scipy.signal import resample_poly
+
+    low = resample_poly(audio.astype(np.float64), RECOGNISER_RATE, rate)
+    pcm = (np.clip(low / max(float(np.max(np.abs(low))), 1e-9) * 0.7, -1.0, 1.0) * 32767).astype(np.int16)
+    decoder.start_utt()
+    decoder.process_raw(pcm.tobytes(), full_utt=True)
+    decoder.end_utt()
+    hypothesis = decoder.hyp()
+    return hypothesis.hypstr if hypothesis is not None else ""
+
+
+def words_of(text: str) -> str:
+    """Lower-case words without punctuation: what a recogniser's transcript is compared as."""
+    return " ".join(re.findall(r"[a-z']+", text.lower()))
+
+
+def espeak_audio(text: str) -> tuple[np.ndarray, int]:
+    """espeak-ng's en-us rendering of `text` (160 words/min): (float audio, rate Hz)."""
+    with tempfile.TemporaryDirectory() as folder:
+        wav = os.path.join(folder, "espeak.wav")
+        subprocess.run(["espeak-ng", "-v", "en-us", "-s", "160", "-w", wav, "--", text], check=True, capture_output=True)
+        audio, rate = soundfile.read(wav, dtype="float32")
+    return audio, rate
+
+
+def intelligibility(speaker: Speaker, corpus: str, held: list[str], texts: dict[str, str]) -> None:
+    """Print the word error rates of ours, the corpus voice and espeak-ng (module docstring)."""
+    try:
+        import jiwer
+        from pocketsphinx import Decoder
+    except ImportError:
+        print("--wer needs PocketSphinx and jiwer: .venv/bin/pip install -e '.[bench]'")
+        return
+    decoder = Decoder(samprate=RECOGNISER_RATE, loglevel="FATAL")
+    voices = {"ours (text to audio)": lambda uid: (speaker.say(texts[uid]), SAMPLE_RATE),
+              "the corpus voice (its recording)": lambda uid: soundfile.read(
+                  os.path.join(corpus, "wavs", f"{uid}.wav"), dtype="float32"),
+              "espeak-ng en-us": lambda uid: espeak_audio(texts[uid])}
+    references = [words_of(texts[uid]) for uid in held]
+    print(f"word error rate, PocketSphinx en-us, {len(held)} held-out sentences of {corpus}:")
+    for name, render in voices.items():
+        hypotheses = [words_of(transcribe(decoder, *render(uid))) for uid in held]
+        per_sentence = [jiwer.wer(ref, hyp) for ref, hyp in zip(references, hypotheses)]
+        print(f"  {name:42s} mean {np.mean(per_sentence):5.3f}  over all words {jiwer.wer(references, hypotheses):5.3f}",
+              flush=True)
+
+
 def griffin_lim(mel: np.ndarray) -> np.ndarray:
     import torchaudio
 
@@ -73,16 +134,20 @@ def griffin_lim(mel: np.ndarray) -> np.ndarray:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--corpus", default="data/speech")
-    parser.add_argument("--tts", default="presets/models/speech-tts")
-    parser.add_argument("--decoder", default="presets/models/speech-decoder")
+    parser.add_argument("--corpus", default="data/speech-slt")
+    parser.add_argument("--tts", default="presets/models/slt-tts")
+    parser.add_argument("--decoder", default="presets/models/slt-decoder")
     parser.add_argument("--utterances", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--wer", type=int, metavar="N", help="only the word error rates, on N held-out sentences")
     args = parser.parse_args()
     torch.set_num_threads(1)
     speaker = Speaker(args.tts + ".json", args.decoder + ".json")
     texts = {uid: normalized for uid, _, normalized in read_metadata(args.corpus)}
     _, held = split_ids(args.corpus)
+    if args.wer:
+        intelligibility(speaker, args.corpus, held[:args.wer], texts)
+        return
     held = held[:args.utterances]
     aligned = np.load(os.path.join(args.corpus, "durations.npz"))
     frame_ms = 1000.0 * HOP_SAMPLES / SAMPLE_RATE
