@@ -17,10 +17,11 @@ import re
 import shutil
 import subprocess
 import unicodedata
+import warnings
 
 import numpy as np
 
-from synth.errors import SynthError
+from synth.errors import SynthError, SynthWarning
 
 ESPEAK = "espeak-ng"
 PUNCTUATION = (",", ".", ";", ":", "!", "?")
@@ -340,13 +341,47 @@ def characters(text: str) -> list[str]:
     return tokens
 
 
+# the languages people most likely mean by a letter of each script (the first word of its Unicode name)
+_SCRIPT_LANGUAGES = {"HIRAGANA": "Japanese", "KATAKANA": "Japanese", "CJK": "Chinese or Japanese",
+                     "HANGUL": "Korean", "CYRILLIC": "Russian (Cyrillic script)", "GREEK": "Greek",
+                     "ARABIC": "Arabic", "HEBREW": "Hebrew", "DEVANAGARI": "Hindi (Devanagari script)"}
+
+
+def english_letters_only(text: str) -> str:
+    """`text` without the letters of scripts other than Latin, which the English front end cannot
+    read (espeak-ng's English voice spells them out as "Japanese letter ..."); a SynthWarning names
+    the language of each script left out."""
+    def language(char: str) -> str | None:
+        if not unicodedata.category(char).startswith("L") or unicodedata.name(char, "LATIN").startswith("LATIN"):
+            return None
+        script = unicodedata.name(char, "UNKNOWN").split()[0]
+        return _SCRIPT_LANGUAGES.get(script, script.title())
+
+    left_out, kept = {}, []
+    for run_language, run in itertools.groupby(text, key=language):
+        run = "".join(run)
+        if run_language is None:
+            kept.append(run)
+        else:
+            left_out.setdefault(run_language, []).append(run)
+            kept.append(" ")
+    if not left_out:
+        return text
+    warnings.warn("this voice speaks English: " + "; ".join(
+        f"{name} text ({' '.join(runs)[:24]}) is left out" for name, runs in left_out.items()),
+        SynthWarning, stacklevel=3)
+    return re.sub(r" {2,}", " ", "".join(kept))
+
+
 def text_tokens(text: str, mode: str = "auto") -> tuple[list[str], str]:
     """(tokens, mode used) of `text`: mode "phonemes" (espeak-ng, en-us), "characters", or "auto"
-    (phonemes when espeak-ng is available, else characters)."""
+    (phonemes when espeak-ng is available, else characters). Letters of other scripts than Latin
+    are left out with a warning (english_letters_only)."""
     if mode not in ("auto",) + MODES:
         raise SynthError(f"text tokens: mode {mode!r} is not one of 'auto', 'phonemes', 'characters'")
     if mode == "auto":
         mode = "phonemes" if espeak_available() else "characters"
+    text = english_letters_only(text)
     return (phonemize(text) if mode == "phonemes" else characters(text)), mode
 
 

@@ -113,6 +113,13 @@ class Speaker:
         out = self.model.infer(**self.model_inputs(self.tokens(text)), rate=rate, pitch_shift_semitones=pitch_semitones)
         features = to_features(self.model.config, out)
         features["durations"] = out["durations"][0].numpy()
+        if pitch_semitones and features["voiced"].any():
+            low_hz, high_hz = self.runtime.config["f0_range_hz"]
+            median_hz = float(np.median(features["f0_hz"][features["voiced"]]))
+            if not low_hz <= median_hz <= high_hz:
+                warnings.warn(f"pitch {pitch_semitones:+g} semitones puts the voice at {median_hz:.0f} Hz, outside the "
+                              f"{low_hz:.0f}..{high_hz:.0f} Hz its speech decoder was trained on: it is held within "
+                              f"that range", SynthWarning, stacklevel=2)
         return features
 
     def render(self, features: dict, harmonics_db: float = 0.0, noise_db: float = 0.0,

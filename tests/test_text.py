@@ -2,13 +2,14 @@
 
 import json
 import re
+import warnings
 
 import numpy as np
 import pytest
 
-from models.text import (Vocabulary, cardinal_words, characters, espeak_available, is_vowel, join_stress, model_tokens,
-                         normalize_text, phonemize, split_stress, syllables, text_tokens)
-from synth.errors import SynthError
+from models.text import (Vocabulary, cardinal_words, characters, english_letters_only, espeak_available, is_vowel,
+                         join_stress, model_tokens, normalize_text, phonemize, split_stress, syllables, text_tokens)
+from synth.errors import SynthError, SynthWarning
 
 needs_espeak = pytest.mark.skipif(not espeak_available(), reason="espeak-ng is not installed")
 MARKS = {",", ".", ";", ":", "!", "?"}
@@ -235,3 +236,15 @@ def test_split_stress_gives_plain_phonemes_and_a_level_each():
     plain, levels = model_tokens(tokens, stress=True)
     assert not any(mark in token for token in plain for mark in "ˈˌ") and 1 in levels
     assert model_tokens(tokens, stress=False) == (join_stress(tokens), [0] * len(join_stress(tokens)))
+
+
+def test_letters_of_other_scripts_are_left_out_with_a_warning_naming_the_language():
+    with pytest.warns(SynthWarning, match=r"this voice speaks English: Japanese text \(こんにちは\) is left out; "
+                                          r"Chinese or Japanese text \(世界\) is left out"):
+        assert english_letters_only("Hello こんにちは 世界!") == "Hello !"
+    with pytest.warns(SynthWarning, match=r"Russian \(Cyrillic script\) text \(Привет мир\) is left out"):
+        tokens, _ = text_tokens("Привет мир, hello", "characters")
+    assert "".join(tokens).strip(" .,") == "hello"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert english_letters_only("naïve café, Zoë.") == "naïve café, Zoë."  # Latin letters stay
