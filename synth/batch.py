@@ -37,7 +37,7 @@ from synth import __version__
 from synth.engine import dbfs
 from synth.cluster import ray_cluster
 from synth.errors import SynthError
-from synth.io.audiofile import FORMATS
+from synth.io.audiofile import FORMATS, check_format
 from synth.io.json_lines import read_json_lines
 from synth.limits import MAX_SAMPLE_RATE, MAX_TAIL_S, MIN_SAMPLE_RATE
 
@@ -98,8 +98,10 @@ def _job(entry, where: str, line: int, inputs: Path, out_dir: Path) -> Job:
     fmt = entry.get("format", "float32")
     if fmt not in FORMATS:
         raise SynthError(f"{where}: key 'format'={fmt!r} must be one of {', '.join(FORMATS)}")
-    if Path(entry["out"]).suffix.lower() != FORMATS[fmt][2]:
-        raise SynthError(f"{where}: key 'out'={entry['out']!r} must end in {FORMATS[fmt][2]} for format {fmt!r}")
+    try:
+        check_format(Path(entry["out"]), fmt)
+    except SynthError as error:
+        raise SynthError(f"{where}: key 'out': {error}") from None
     tail = entry.get("tail", 2.0)
     if isinstance(tail, bool) or not isinstance(tail, (int, float)) or not 0.0 <= tail <= MAX_TAIL_S:
         raise SynthError(f"{where}: key 'tail'={tail!r} must be a number in 0..{MAX_TAIL_S:g} s")

@@ -93,7 +93,7 @@ def test_a_batch_on_ray_writes_every_output_and_a_manifest_and_a_rerun_skips_wha
     ({"preset": "warm-pad", "score": "/etc/passwd", "out": "x.wav"}, r"key 'score'='/etc/passwd' must be a path relative"),
     ({"preset": "../../presets/warm-pad.toml", "score": "demo.jsonl", "out": "x.wav"}, r"key 'preset'=.* leaves"),
     ({"preset": "warm-pad", "score": "demo.jsonl", "out": "x.wav", "sample_rate": 5}, r"'sample_rate'=5 must be an integer in 8000\.\.192000 Hz"),
-    ({"preset": "warm-pad", "score": "demo.jsonl", "out": "x.wav", "format": "flac"}, r"must end in \.flac"),
+    ({"preset": "warm-pad", "score": "demo.jsonl", "out": "x.wav", "format": "flac"}, r"key 'out': x\.wav: the flac format writes files ending in \.flac"),
     ({"preset": "warm-pad", "score": "demo.jsonl", "out": "x.wav", "tail": -1}, r"'tail'=-1 must be a number in 0\.\.600 s"),
     ({"preset": "warm-pad", "score": "demo.jsonl"}, r"key 'out' must be given"),
     ({"preset": "warm-pad", "score": "demo.jsonl", "out": "x.wav", "volume": 3}, r"unknown key 'volume'"),

@@ -18,6 +18,19 @@ FORMATS = {"float32": ("WAV", "FLOAT", ".wav"), "pcm16": ("WAV", "PCM_16", ".wav
 _SFC_SET_ADD_PEAK_CHUNK = 0x1050  # libsndfile command id (sndfile.h)
 
 
+def check_format(path: Path, fmt: str) -> tuple[str, str]:
+    """(libsndfile container, sample type) of format `fmt`; SynthError unless it is one of FORMATS
+    and the name of `path` ends as the format's files do."""
+    if fmt not in FORMATS:
+        raise SynthError(f"format {fmt!r} must be one of {', '.join(FORMATS)}")
+    container, subtype, ending = FORMATS[fmt]
+    if path.suffix.lower() != ending:
+        endings = sorted({e for _, _, e in FORMATS.values()})
+        hint = "" if path.suffix.lower() in endings else f" (the formats write {', '.join(endings)} files)"
+        raise SynthError(f"{path}: the {fmt} format writes files ending in {ending}{hint}")
+    return container, subtype
+
+
 @contextlib.contextmanager
 def wav_writer(path: str | Path, sample_rate: int, channels: int, fmt: str = "float32") -> Iterator[soundfile.SoundFile]:
     """An open audio file whose `write(frames)` takes float32 [frames, channels]: WAV for the
@@ -28,14 +41,8 @@ def wav_writer(path: str | Path, sample_rate: int, channels: int, fmt: str = "fl
     The PEAK chunk libsndfile adds to float WAV files carries a timestamp, so it is turned off:
     the same audio then always gives the same bytes.
     """
-    if fmt not in FORMATS:
-        raise SynthError(f"format {fmt!r} must be one of {', '.join(FORMATS)}")
-    container, subtype, ending = FORMATS[fmt]
     path = Path(path)
-    if path.suffix.lower() != ending:
-        endings = sorted({e for _, _, e in FORMATS.values()})
-        hint = "" if path.suffix.lower() in endings else f" (the formats write {', '.join(endings)} files)"
-        raise SynthError(f"{path}: the {fmt} format writes files ending in {ending}{hint}")
+    container, subtype = check_format(path, fmt)
     if not path.parent.is_dir():
         raise SynthError(f"{path.parent}: no such folder for the output file")
     with atomic_path(path) as temp:
