@@ -26,6 +26,9 @@ from synth.errors import SynthError, SynthWarning
 ESPEAK = "espeak-ng"
 PUNCTUATION = (",", ".", ";", ":", "!", "?")
 STRESS_MARKS = ("ˈ", "ˌ")
+# espeak-ng's en-us gives a trilled "r" in a few loanwords ("marquis" -> m ɑːɹ r k iː) beside
+# English's one rhotic ɹ: read as ɹ, so that no common word holds a phoneme a corpus never has
+ENGLISH_PHONEMES = {"r": "ɹ"}
 MODES = ("phonemes", "characters")
 PAD, UNK = "<pad>", "<unk>"
 
@@ -284,13 +287,14 @@ def _espeak(lines: list[str], voice: str) -> list[str]:
 
 
 def _phoneme_tokens(word: str) -> list[str]:
-    """Tokens of one espeak word ("h_ə_l_ˈoʊ"): stress marks split off before their phoneme."""
+    """Tokens of one espeak word ("h_ə_l_ˈoʊ"): stress marks split off before their phoneme, and
+    the few phonemes English does not contrast read as the one it has (ENGLISH_PHONEMES)."""
     tokens = []
     for phoneme in word.split("_"):
         tokens += [c for c in phoneme if c in STRESS_MARKS]
         rest = "".join(c for c in phoneme if c not in STRESS_MARKS)
         if rest:
-            tokens.append(rest)
+            tokens.append(ENGLISH_PHONEMES.get(rest, rest))
     return tokens
 
 

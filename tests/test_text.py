@@ -248,3 +248,9 @@ def test_letters_of_other_scripts_are_left_out_with_a_warning_naming_the_languag
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert english_letters_only("naïve café, Zoë.") == "naïve café, Zoë."  # Latin letters stay
+
+
+@needs_espeak
+def test_espeaks_trilled_r_reads_as_english_rhotic():
+    tokens, _ = text_tokens("the marquis", "phonemes")
+    assert "r" not in tokens and tokens.count("ɹ") == 1
