@@ -377,7 +377,8 @@ def test_analyzing_a_bad_sound_file_names_it(make, sentence, tmp_path, capsys):
 
 
 def test_a_sound_shorter_than_the_window_is_analysed_with_a_warning(tmp_path, capsys):
-    """A 1-sample WAV used to give 65 tracks (the window's own lobes) and no word of warning."""
+    """A 1-sample WAV used to give 65 tracks (the window's own lobes) and no word of warning. A
+    click has no pitch, so the window is the default one."""
     from synth.cli import main
 
     soundfile.write(tmp_path / "click.wav", np.array([0.5], np.float32), 48000)
@@ -385,7 +386,7 @@ def test_a_sound_shorter_than_the_window_is_analysed_with_a_warning(tmp_path, ca
     assert main(["analyze", str(tmp_path / "click.wav"), "-o", str(out), "--quiet"]) == 0
     err = capsys.readouterr().err
     assert (f"synth: warning: {tmp_path / 'click.wav'}: the sound lasts 1 sample (0.02 ms), shorter than one "
-            "analysis window (4801 samples, 100.0 ms): its tracks are the window's, not the sound's\n") == err
+            "analysis window (2049 samples, 42.7 ms): its tracks are the window's, not the sound's\n") == err
     assert load_partials(out).n_samples == 1
 
 

@@ -1,6 +1,6 @@
 """Sinusoidal analysis of a recording: spectral peaks, partial tracks, harmonics and the residual.
 
-0. f0: librosa.pyin at 16 kHz, coarse (20 ms, half-semitone steps), moved down an octave where the
+0. f0: pYIN (synth.dsp.pyin) at 16 kHz, coarse (20 ms, half-semitone steps), moved down an octave where the
    spectrum shows the waveform repeats at f0 / 2 (an organ's 16' rank), held 60 ms past its
    voiced runs; the analysis window is 4.5 periods of the median f0 (20..100 ms).
 1. Peaks: a zero-phase Blackman-Harris (92 dB) STFT, zero-padded; every local maximum above the
@@ -27,10 +27,10 @@ import warnings
 import numpy as np
 from numba import njit
 from scipy import fft
-from scipy.signal import get_window
 from tqdm import tqdm
 
 from synth.dsp.partials import NOISE_FLOOR_DB, Partials, frame_count
+from synth.dsp.pyin import pyin
 from synth.dsp.resynth import band_of_bins, noise_fft_size, synthesize_sines
 from synth.errors import SynthError, SynthWarning
 
@@ -350,7 +350,10 @@ def assign_harmonics(peak_freq, peak_amp, peak_phase, peak_count, f0_guess, tole
 @functools.lru_cache(maxsize=64)
 def _blackman_harris(length: int) -> np.ndarray:
     """The symmetric 4-term Blackman-Harris window (92 dB sidelobes) of `length` samples."""
-    return get_window("blackmanharris", length, fftbins=False)
+    if length == 1:
+        return np.ones(1)
+    phase = 2.0 * np.pi * np.arange(length) / (length - 1)
+    return 0.35875 - 0.48829 * np.cos(phase) + 0.14128 * np.cos(2 * phase) - 0.01168 * np.cos(3 * phase)
 
 
 def _octave_evidence_db(audio, sample_rate, centre, f0_hz, harmonics=12):
@@ -388,7 +391,7 @@ def _runs(mask):
 
 
 def coarse_f0(audio, sample_rate, hop_samples, frames, fmin_hz, fmax_hz, octave_db=-20.0, extend_s=0.06):
-    """float64 [frames]: f0 (Hz) at each frame centre from librosa.pyin at 16 kHz and half-semitone
+    """float64 [frames]: f0 (Hz) at each frame centre from pYIN (synth.dsp.pyin) at 16 kHz and half-semitone
     resolution (coarse: analyze refines it from the peaks); 0 where pyin finds no voice.
 
     pyin can settle on the octave above when the true fundamental is weak (an organ's 16' rank):
@@ -396,17 +399,19 @@ def coarse_f0(audio, sample_rate, hop_samples, frames, fmin_hz, fmax_hz, octave_
     multiples of f0 (a vote of every other frame, weighted by energy) is moved down an octave. Voiced
     runs are extended by extend_s seconds each side, holding their end values, so a note's attack
     and release are followed before pyin is sure of them."""
-    import librosa
+    import soxr
 
     rate = _PYIN_RATE
-    low = audio if sample_rate == rate else librosa.resample(audio, orig_sr=sample_rate, target_sr=rate,
-                                                              res_type="polyphase")
+    low = audio.astype(np.float64) if sample_rate == rate else soxr.resample(audio.astype(np.float64), sample_rate,
+                                                                              rate, quality="HQ")
     hop = int(rate * _PYIN_HOP_S)
     length = 1 << math.ceil(math.log2(max(4 * rate / fmin_hz, 512)))
-    f0, voiced, _ = librosa.pyin(low.astype(np.float64), fmin=fmin_hz, fmax=min(fmax_hz, rate / 4), sr=rate,
-                                 frame_length=length, hop_length=hop, resolution=0.5)
+    f0, voiced, _ = pyin(low, rate, fmin_hz, min(fmax_hz, rate / 4), length, hop, bins_per_semitone=2)
     good = voiced & np.isfinite(f0)
-    energy = librosa.feature.rms(y=low, frame_length=length, hop_length=hop)[0][: len(f0)] ** 2
+    # each pYIN frame's mean power (centred, zero padded as pYIN's frames are)
+    squares = np.concatenate(([0.0], np.cumsum(np.pad(low, length // 2) ** 2)))
+    starts = np.arange(len(f0)) * hop
+    energy = (squares[starts + length] - squares[starts]) / length
     for start, stop in _runs(good):
         votes = total = 0.0
         for i in range(start, stop, _OCTAVE_STRIDE):
