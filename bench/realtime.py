@@ -115,8 +115,8 @@ def say_during_chord(block: int) -> None:
     from pythonosc.osc_message_builder import OscMessageBuilder
 
     speech = PresetSpec("say-over-chord", [
-        ChainEntry("voice", "voice", channel=2, files={"tts": "models/speech-tts.json",
-                                                       "decoder": "models/speech-decoder.json"}),
+        ChainEntry("voice", "voice", channel=2, files={"tts": "models/slt-tts.json",
+                                                       "decoder": "models/slt-decoder.json"}),
         ChainEntry("oscillator", "osc", {"waveform": "saw", "level_db": -30.0}, channel=1),
         ChainEntry("delay", "delay")], voice_limit=32, source=str(SHIPPED_PRESETS / "say-over-chord.toml"))
     chord = [NoteOn(0, 36 + 2 * n, 100, 1) for n in range(32)]

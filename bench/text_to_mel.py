@@ -106,7 +106,6 @@ def intelligibility(speaker: Speaker, corpus: str, held: list[str], texts: dict[
     except ImportError:
         print("--wer needs PocketSphinx and jiwer: .venv/bin/pip install -e '.[bench]'")
         return
-    decoder = Decoder(samprate=RECOGNISER_RATE, loglevel="FATAL")
     voices = {"ours (text to audio)": lambda uid: (speaker.say(texts[uid]), SAMPLE_RATE),
               "the corpus voice (its recording)": lambda uid: soundfile.read(
                   os.path.join(corpus, "wavs", f"{uid}.wav"), dtype="float32"),
@@ -114,6 +113,7 @@ def intelligibility(speaker: Speaker, corpus: str, held: list[str], texts: dict[
     references = [words_of(texts[uid]) for uid in held]
     print(f"word error rate, PocketSphinx en-us, {len(held)} held-out sentences of {corpus}:")
     for name, render in voices.items():
+        decoder = Decoder(samprate=RECOGNISER_RATE, loglevel="FATAL")  # its own: the recogniser adapts as it hears
         hypotheses = [words_of(transcribe(decoder, *render(uid))) for uid in held]
         per_sentence = [jiwer.wer(ref, hyp) for ref, hyp in zip(references, hypotheses)]
         print(f"  {name:42s} mean {np.mean(per_sentence):5.3f}  over all words {jiwer.wer(references, hypotheses):5.3f}",

@@ -13,7 +13,9 @@ note), the vowel fills the rest, consonants after it close the note; the rests b
 silent. The model is run once over the whole text with these durations and with each syllable's
 pitch set to its note's (clamped to the range the model was trained on: a spoken voice spans a few
 semitones, a melody more), so the mel follows the lyric's flow; the decoder then gets the notes'
-own pitch (with a gentle vibrato) as f0, and the predicted loudness scaled by velocity.
+own pitch (with a gentle vibrato) as f0, and the predicted loudness scaled by velocity. Where a
+phrase ends (a rest follows, or the melody ends) the last sound is released, not cut: its frame
+is held while the level falls RELEASE_DROP_DB over RELEASE_S (or until the next note begins).
 """
 
 from __future__ import annotations
@@ -29,12 +31,14 @@ from synth.dsp.decoder_runtime import load_runtime
 from synth.dsp.oscillators import midi_to_hz
 from synth.errors import SynthError, SynthWarning
 
-DEFAULT_TTS = Path(__file__).resolve().parent.parent / "presets" / "models" / "speech-tts.json"
-DEFAULT_SPEECH_DECODER = Path(__file__).resolve().parent.parent / "presets" / "models" / "speech-decoder.json"
-DEFAULT_SINGING_DECODER = Path(__file__).resolve().parent.parent / "presets" / "models" / "singing-decoder.json"
+MODELS = Path(__file__).resolve().parent.parent / "presets" / "models"
+DEFAULT_TTS = MODELS / "slt-tts.json"  # Festival's cmu_us_slt_arctic_hts voice (a real speaker's recordings)
+DEFAULT_SPEECH_DECODER = MODELS / "slt-decoder.json"
+DEFAULT_SINGING_DECODER = MODELS / "singing-decoder.json"  # twelve espeak-ng voices over 60..390 Hz
 SILENT_DB = -120.0
 ONSET_SHARE = 0.4  # consonants before a sung vowel take at most this share of the note
 VIBRATO_HZ, VIBRATO_CENTS, VIBRATO_DELAY_S = 5.5, 20.0, 0.25
+RELEASE_S, RELEASE_DROP_DB = 0.2, 40.0  # a phrase's release: its level falls this much over this time
 MEL_PITCH_LIMIT_STD = 2.0  # sung pitches reach the text-to-mel model clamped to its training mean +/- this
 
 
@@ -51,8 +55,8 @@ class SungNote:
 class Speaker:
     """Text to audio with a text-to-mel model and a speech decoder (paths: .json or stems);
     singing_decoder: a speech decoder trained over a wide f0 range for `sing` (None: `decoder`).
-    The shipped speech decoder learned one voice (65..126 Hz), the singing one twelve espeak voices
-    at pitches from 60 to 390 Hz: it sings a melody's range, and speaks less well."""
+    The shipped speech decoder learned one voice (Festival's slt, a woman's), the singing one twelve
+    espeak voices at pitches from 60 to 390 Hz: it sings a melody's range, and speaks less well."""
 
     def __init__(self, tts=DEFAULT_TTS, decoder=DEFAULT_SPEECH_DECODER, singing_decoder=None):
         import torch
@@ -113,13 +117,13 @@ class Speaker:
         out = self.model.infer(**self.model_inputs(self.tokens(text)), rate=rate, pitch_shift_semitones=pitch_semitones)
         features = to_features(self.model.config, out)
         features["durations"] = out["durations"][0].numpy()
-        if pitch_semitones and features["voiced"].any():
+        if pitch_semitones:
             low_hz, high_hz = self.runtime.config["f0_range_hz"]
-            median_hz = float(np.median(features["f0_hz"][features["voiced"]]))
-            if not low_hz <= median_hz <= high_hz:
-                warnings.warn(f"pitch {pitch_semitones:+g} semitones puts the voice at {median_hz:.0f} Hz, outside the "
-                              f"{low_hz:.0f}..{high_hz:.0f} Hz its speech decoder was trained on: it is held within "
-                              f"that range", SynthWarning, stacklevel=2)
+            asked_hz = math.exp(self.model.config.statistics["log_f0_mean"]) * 2.0 ** (pitch_semitones / 12.0)
+            if not low_hz <= asked_hz <= high_hz:
+                warnings.warn(f"pitch {pitch_semitones:+g} semitones asks for the voice at about {asked_hz:.0f} Hz, "
+                              f"outside the {low_hz:.0f}..{high_hz:.0f} Hz its speech decoder was trained on: it "
+                              f"stays within that range", SynthWarning, stacklevel=2)
         return features
 
     def render(self, features: dict, harmonics_db: float = 0.0, noise_db: float = 0.0,
@@ -141,7 +145,7 @@ class Speaker:
     def sing(self, text: str, notes: list[SungNote], harmonics_db: float = 0.0, noise_db: float = 0.0,
              progress: bool = False) -> np.ndarray:
         """`text` sung on `notes` (one syllable a note, in order), float32 at sample_rate; the
-        audio starts at time 0 of the notes and ends with the last."""
+        audio starts at time 0 of the notes and ends RELEASE_S after the last (its release)."""
         import torch
 
         from models.text import is_vowel, syllables
@@ -182,7 +186,8 @@ class Speaker:
                                token_f0=torch.from_numpy(token_f0)[None])
         sung = to_features(self.model.config, out)
         edges = np.concatenate([[0], np.cumsum(durations)])
-        total = spans[-1][1]
+        release = self._frame(RELEASE_S)
+        total = spans[-1][1] + release
         mel = np.zeros((total, sung["mel"].shape[1]), np.float32)
         f0 = np.zeros(total, np.float32)
         loud = np.full(total, SILENT_DB, np.float32)
@@ -196,6 +201,11 @@ class Speaker:
             mel[start:stop] = sung["mel"][source]
             f0[start:stop] = midi_to_hz(note.note) * 2.0 ** (depth * np.sin(2 * np.pi * VIBRATO_HZ * t) / 1200.0)
             loud[start:stop] = sung["loudness_db"][source] + 20.0 * math.log10(note.velocity / 100.0)
+            following = spans[k + 1][0] if k + 1 < len(spans) else total
+            length = min(release, following - stop)  # a phrase's end: the last frame fades out
+            if length > 0:
+                mel[stop:stop + length], f0[stop:stop + length] = mel[stop - 1], f0[stop - 1]
+                loud[stop:stop + length] = loud[stop - 1] - RELEASE_DROP_DB * np.arange(1, length + 1) / release
         features = {"mel": mel, "f0_hz": _hold_voiced(f0, f0 > 0), "voiced": f0 > 0, "loudness_db": loud}
         return self.render(features, harmonics_db, noise_db, runtime=self.singing_runtime, progress=progress)
 
