@@ -162,6 +162,12 @@ def build_speech_corpus(folder, minutes: float = 60.0, voice: str = DEFAULT_VOIC
                              f"festvox-us-slt-hts); it speaks the corpus")
     elif shutil.which("espeak-ng") is None:
         raise SynthError("espeak-ng is not installed (Debian: apt-get install espeak-ng); it speaks the corpus")
+    else:
+        try:  # before any file is made
+            _spoken("a", voice, words_per_minute, 50)
+        except SynthError:
+            raise SynthError(f"voice {voice!r}: neither Festival's {', '.join(FESTIVAL_VOICES)} nor a voice "
+                             f"espeak-ng speaks (espeak-ng --voices lists them)") from None
     folder = Path(folder)
     (folder / "wavs").mkdir(parents=True, exist_ok=True)
     metadata = folder / "metadata.csv"

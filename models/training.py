@@ -262,14 +262,13 @@ def training_loop(model: nn.Module, optimizer: torch.optim.Optimizer, settings: 
     except Exception:
         raise  # an error, not an interrupt: the step it stopped in may be half done, so no checkpoint
     except BaseException:
-        with deferred_interrupts():  # a second Ctrl-C waits for the checkpoint
-            if not distributed.writes:
-                pass
-            elif step:
-                path = save_checkpoint(checkpoint_dir, step, model, optimizer, history)
-                print(f"training stopped at step {step} of {settings.steps}: checkpoint {path} written; run the "
-                      f"same command with --resume to continue from it", file=sys.stderr)
-            else:
-                print("training stopped before its first step: no checkpoint written", file=sys.stderr)
+        if distributed.writes:
+            with deferred_interrupts():  # a second Ctrl-C waits for the checkpoint
+                if step:
+                    path = save_checkpoint(checkpoint_dir, step, model, optimizer, history)
+                    print(f"training stopped at step {step} of {settings.steps}: checkpoint {path} written; run "
+                          f"the same command with --resume to continue from it", file=sys.stderr)
+                else:
+                    print("training stopped before its first step: no checkpoint written", file=sys.stderr)
         raise
     return history

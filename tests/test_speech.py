@@ -90,6 +90,9 @@ def test_the_default_voice_is_festival_s_recorded_speaker_and_takes_no_espeak_ch
     with pytest.raises(SynthError, match="--variants and --pitch choose espeak-ng voices; cmu_us_slt_arctic_hts is a "
                                          "Festival voice"):
         build_speech_corpus(tmp_path / "c", minutes=0.1, variants=("m3",), progress=False)
+    with pytest.raises(SynthError, match=r"voice 'nonsense': neither Festival's cmu_us_slt_arctic_hts nor a voice "
+                                         r"espeak-ng speaks"):
+        build_speech_corpus(tmp_path / "c", minutes=0.1, voice="nonsense", progress=False)
     assert not (tmp_path / "c").exists()
 
 
