@@ -29,7 +29,7 @@ BOLTZMANN = 2.0  # the troughs' prior: exp(-BOLTZMANN * order)
 NO_TROUGH_PROB = 0.01
 SWITCH_PROB = 0.01  # voiced <-> unvoiced per frame
 MAX_TRANSITION_OCTAVES_PER_S = 35.92  # the widest pitch move the track makes from frame to frame, per second
-_TINY = np.finfo(np.float64).tiny
+_TINY = float(np.finfo(np.float64).tiny)  # added before logs and divisions, as librosa does
 _CHUNK_FRAMES = 256  # frames whose FFTs are taken at once (bounds the memory of long files)
 
 
@@ -126,7 +126,7 @@ def _observe(framed, autocorrelation, min_period, max_period, sample_rate, fmin_
         for tau in range(1, max_period + 1):
             running += difference[tau]
             if tau >= min_period:
-                normalised[tau - min_period] = difference[tau] / (running / tau + 2.2250738585072014e-308)
+                normalised[tau - min_period] = difference[tau] / (running / tau + _TINY)
         shift[0] = 0.0
         shift[lags - 1] = 0.0
         for k in range(1, lags - 1):
@@ -197,7 +197,7 @@ def _viterbi(log_observation, log_transition):
     value = np.empty(states)
     previous = np.empty(states)
     pointer = np.empty((frames, states), np.int64)
-    start = math.log(1.0 / states + 2.2250738585072014e-308)
+    start = math.log(1.0 / states + _TINY)
     for s in range(states):
         value[s] = log_observation[0, s] + start
     for t in range(1, frames):
